@@ -1,0 +1,54 @@
+"""file_backed: large objects in an in-memory LRU pool backed by a pluggable store.
+
+>>> import file_backed as fb
+>>> with fb.open_store("memory") as store:
+...     pool = fb.FBPool(store, max_items=2)
+...     handle = pool.insert({"answer": 42})
+...     with handle.load() as value:
+...         value["answer"]
+42
+"""
+
+from file_backed.codecs.base import Codec
+from file_backed.errors import (
+    BackgroundTaskError,
+    BlobNotFoundError,
+    ConfigError,
+    CorruptBlobError,
+    FileBackedError,
+    PluginNotFoundError,
+    StoreClosedError,
+)
+from file_backed.handle import Fb, ReadGuard, WriteGuard
+from file_backed.hookspecs import hookimpl, hookspec
+from file_backed.opening import open_store
+from file_backed.plugins import available_backends, available_codecs, available_plugins
+from file_backed.pool import FBPool, PoolStats
+from file_backed.save import asave, save
+from file_backed.store import BackingStore, TrackedPath
+
+__all__ = [
+    "BackgroundTaskError",
+    "BackingStore",
+    "BlobNotFoundError",
+    "Codec",
+    "ConfigError",
+    "CorruptBlobError",
+    "FBPool",
+    "Fb",
+    "FileBackedError",
+    "PluginNotFoundError",
+    "PoolStats",
+    "ReadGuard",
+    "StoreClosedError",
+    "TrackedPath",
+    "WriteGuard",
+    "asave",
+    "available_backends",
+    "available_codecs",
+    "available_plugins",
+    "hookimpl",
+    "hookspec",
+    "open_store",
+    "save",
+]

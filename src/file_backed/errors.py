@@ -1,0 +1,85 @@
+"""The exception hierarchy: every failure the library raises derives from `FileBackedError`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+__all__ = [
+    "BackgroundTaskError",
+    "BlobNotFoundError",
+    "ConfigError",
+    "CorruptBlobError",
+    "FileBackedError",
+    "PluginNotFoundError",
+    "StoreClosedError",
+]
+
+
+class FileBackedError(Exception):
+    """Base class of every error raised by file_backed."""
+
+
+class ConfigError(FileBackedError, ValueError):
+    """A configuration (file, mapping or keyword options) is invalid.
+
+    The message names the source, the key path and what was expected.
+    """
+
+
+class PluginNotFoundError(FileBackedError, LookupError):
+    """No installed plugin (backend, codec or middleware) has the requested name.
+
+    Attributes
+    ----------
+    kind:
+        ``"backend"``, ``"codec"`` or ``"plugin"``.
+    name:
+        The name that was asked for.
+    installed:
+        The names that are installed, sorted.
+    """
+
+    def __init__(self, kind: str, name: str, installed: Sequence[str], detail: str = "") -> None:
+        import difflib
+
+        self.kind = kind
+        self.name = name
+        self.installed = sorted(installed)
+        closest = difflib.get_close_matches(name, self.installed, n=1)
+        message = f"{kind} {name!r} was not recognized."
+        if detail:
+            message += f" {detail}"
+        message += f" Choose one of: {', '.join(self.installed) or '(none installed)'}."
+        if closest:
+            message += f" Did you mean {closest[0]!r}?"
+        super().__init__(message)
+
+
+class BlobNotFoundError(FileBackedError, KeyError):
+    """The blob of a key is not where the backend looked for it."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; show the message as written
+        return str(self.args[0]) if self.args else ""
+
+
+class CorruptBlobError(FileBackedError):
+    """A blob's bytes do not match its header or checksum; it is never decoded."""
+
+
+class StoreClosedError(FileBackedError, RuntimeError):
+    """The store was closed; no further operation is possible."""
+
+
+class BackgroundTaskError(ExceptionGroup, FileBackedError):  # type: ignore[misc]
+    """One or more background tasks (eviction writes, deletes) failed.
+
+    Raised by `BackingStore.finished`. It is an `ExceptionGroup`, so
+    ``except* OSError`` selects, for instance, the I/O failures among them.
+    """
+
+    def __new__(cls, message: str, errors: Sequence[Exception]) -> Self:
+        return super().__new__(cls, message, errors)
+
+    def derive(self, excs: Sequence[Exception]) -> BackgroundTaskError:  # type: ignore[override]
+        return BackgroundTaskError(self.message, excs)

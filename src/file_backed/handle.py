@@ -1,0 +1,290 @@
+"""`Fb` handles and the guards that keep their values in memory."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from file_backed.pool import FBPool
+    from file_backed.store import Token, TrackedPath
+
+__all__ = ["Fb", "ReadGuard", "WriteGuard"]
+
+T = TypeVar("T")
+G = TypeVar("G", "ReadGuard[Any]", "WriteGuard[Any]")
+
+
+class _Absent:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not in memory>"
+
+
+#: The value slot of an item that is not in memory.
+ABSENT: Any = _Absent()
+
+
+class Fb(Generic[T]):
+    """A handle to one item of an `FBPool`: in memory, in the store, or both.
+
+    Obtain one from `FBPool.insert` or `FBPool.register`. Access the value
+    through a guard (`load`, `load_mut`) or `get`. When the last reference to
+    the handle goes, its blob in the temporary area is deleted in the
+    background; persisted copies stay.
+
+    Notes on thread safety: a handle may be shared by any number of threads and
+    coroutines. Read guards are shared, a write guard is exclusive; loading an
+    item that is not in memory happens once however many threads ask for it.
+    The state below is guarded by the pool's lock.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_cond",
+        "_drop_after_write",
+        "_evict_on_release",
+        "_key",
+        "_loading",
+        "_pool",
+        "_readers",
+        "_ref",
+        "_size",
+        "_token",
+        "_value",
+        "_writer",
+        "_writing",
+    )
+
+    def __init__(self, pool: FBPool[T], key: uuid.UUID, value: Any, token: Token | None, size: int) -> None:
+        self._pool = pool
+        self._key = key
+        self._value = value
+        self._token = token
+        self._size = size
+        self._readers = 0
+        self._writer = False
+        self._loading = False
+        self._writing = False
+        self._drop_after_write = False
+        self._evict_on_release = False
+        self._cond: threading.Condition | None = None
+        self._ref = weakref.ref(self, pool._forget)  # noqa: SLF001
+
+    # -- identity -----------------------------------------------------------------
+
+    @property
+    def key(self) -> uuid.UUID:
+        """The key of the item's current contents; a new one after each `load_mut`."""
+        return self._key
+
+    @property
+    def pool(self) -> FBPool[T]:
+        return self._pool
+
+    @property
+    def resident(self) -> bool:
+        """Whether the value is in memory now (a snapshot; not an access)."""
+        return self._value is not ABSENT
+
+    def __repr__(self) -> str:
+        state = "in memory" if self._value is not ABSENT else "stored"
+        return f"<Fb {self._key} {state}>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an Fb handle cannot be pickled; persist it and register its key instead")
+
+    # -- blocking access ----------------------------------------------------------
+
+    def load(self) -> ReadGuard[T]:
+        """Acquire a shared guard, loading the value if it is not in memory.
+
+        The item stays in memory while the guard is held. Do not mutate the
+        value; use `load_mut`. Raises `BlobNotFoundError` or `CorruptBlobError`
+        when the stored blob cannot be loaded (the handle stays usable).
+        """
+        return self._pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]  # noqa: SLF001
+
+    def load_mut(self) -> WriteGuard[T]:
+        """Acquire the exclusive guard, loading the value if needed.
+
+        The stored copy is dropped and the handle gets a new key at once; the
+        changed value is written on a later eviction or `write_now`. Persisted
+        copies are not touched.
+        """
+        return self._pool._acquire_write(self, wait=True)  # type: ignore[return-value]  # noqa: SLF001
+
+    def try_load(self) -> ReadGuard[T] | None:
+        """A shared guard if the value is in memory and not being evicted, else None.
+
+        Never blocks on I/O."""
+        return self._pool._acquire_read(self, wait=False, rescue=False)  # noqa: SLF001
+
+    def try_load_mut(self) -> WriteGuard[T] | None:
+        """The exclusive guard if the value is in memory, not being evicted and not
+        guarded, else None. Never blocks on I/O."""
+        return self._pool._acquire_write(self, wait=False)  # noqa: SLF001
+
+    def get(self) -> T:
+        """The value, loaded if needed and released at once. Do not mutate it."""
+        return self._pool._get(self)  # noqa: SLF001
+
+    def write_now(self) -> None:
+        """Write the value to the temporary area now, unless a blob of the current
+        contents is there already. Blocks while a write guard is held."""
+        self._pool._write_now(self)  # noqa: SLF001
+
+    def persist(self, tracked: TrackedPath) -> uuid.UUID:
+        """Persist the item at `tracked` (writing it first if needed) and return
+        the key it is persisted under. A no-op when already persisted there."""
+        return self._pool._persist(self, tracked)  # noqa: SLF001
+
+    # -- coroutine twins -----------------------------------------------------------
+
+    def aload(self) -> _Acquire[ReadGuard[T]]:
+        """Coroutine twin of `load`: ``guard = await h.aload()`` or
+        ``async with h.aload() as value``."""
+        pool = self._pool
+        return _Acquire(
+            lambda: pool._acquire_read(self, wait=False, rescue=True),  # noqa: SLF001
+            lambda: pool._acquire_read(self, wait=True, rescue=True),  # noqa: SLF001
+            pool,
+        )
+
+    def aload_mut(self) -> _Acquire[WriteGuard[T]]:
+        """Coroutine twin of `load_mut`: ``await`` it or use ``async with``."""
+        pool = self._pool
+        return _Acquire(
+            lambda: pool._acquire_write(self, wait=False),  # noqa: SLF001
+            lambda: pool._acquire_write(self, wait=True),  # noqa: SLF001
+            pool,
+        )
+
+    async def awrite_now(self) -> None:
+        """Coroutine twin of `write_now`."""
+        await self._pool.store.call(self.write_now)
+
+    async def apersist(self, tracked: TrackedPath) -> uuid.UUID:
+        """Coroutine twin of `persist`."""
+        return await self._pool.store.call(self.persist, tracked)
+
+
+class _Guard(Generic[T]):
+    __slots__ = ("_item", "value")
+
+    _item: Fb[T] | None
+    value: T
+
+    def __init__(self, item: Fb[T], value: T) -> None:
+        self._item = item
+        self.value = value
+
+    @property
+    def released(self) -> bool:
+        return self._item is None
+
+    def __enter__(self) -> T:
+        return self.value
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Release the guard; idempotent. The guard then holds no reference to the
+        value or the handle."""
+        item = self._item
+        if item is None:
+            return
+        self._item = None
+        self._release(item)
+        del self.value
+
+    def _release(self, item: Fb[T]) -> None:
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        item = self._item
+        if item is not None:
+            self._item = None
+            item._pool.store.defer(self._release_later(item))  # noqa: SLF001
+
+    def _release_later(self, item: Fb[T]) -> Callable[[], None]:
+        raise NotImplementedError
+
+
+class ReadGuard(_Guard[T]):
+    """A shared guard: the value stays in memory until `release` (or the end of
+    the ``with`` block, or garbage collection)."""
+
+    __slots__ = ()
+
+    def _release(self, item: Fb[T]) -> None:
+        item._pool._release_read(item)  # noqa: SLF001
+
+    def _release_later(self, item: Fb[T]) -> Callable[[], None]:
+        return lambda: item._pool._release_read(item)  # noqa: SLF001
+
+    def __repr__(self) -> str:
+        return f"<ReadGuard {'released' if self._item is None else self._item.key}>"
+
+
+class WriteGuard(_Guard[T]):
+    """The exclusive guard. Mutate `value` in place, or assign a new object to
+    `value`; the item holds whatever `value` is at release."""
+
+    __slots__ = ()
+
+    def _release(self, item: Fb[T]) -> None:
+        item._pool._release_write(item, self.value)  # noqa: SLF001
+
+    def _release_later(self, item: Fb[T]) -> Callable[[], None]:
+        value = self.value
+        return lambda: item._pool._release_write(item, value)  # noqa: SLF001
+
+    def __repr__(self) -> str:
+        return f"<WriteGuard {'released' if self._item is None else self._item.key}>"
+
+
+class _Acquire(Generic[G]):
+    """An acquisition that is both awaitable (giving the guard) and an async
+    context manager (giving the value, released on exit).
+
+    Resident values are acquired without leaving the event loop; loads run on
+    the store's call threads. Cancelling the await releases a guard that
+    arrives after the cancellation.
+    """
+
+    __slots__ = ("_blocking", "_guard", "_pool", "_try")
+
+    def __init__(self, try_acquire: Callable[[], G | None], acquire: Callable[[], G], pool: FBPool[Any]) -> None:
+        self._try = try_acquire
+        self._blocking = acquire
+        self._pool = pool
+        self._guard: G | None = None
+
+    async def _acquire(self) -> G:
+        guard = self._try()
+        if guard is None:
+            guard = await self._pool.store.call(self._blocking, on_abandon=_release_guard)
+        return guard
+
+    def __await__(self) -> Generator[Any, None, G]:
+        return self._acquire().__await__()
+
+    async def __aenter__(self) -> Any:
+        self._guard = await self._acquire()
+        return self._guard.value
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._guard is not None:
+            self._guard.release()
+            self._guard = None
+
+
+def _release_guard(guard: ReadGuard[Any] | WriteGuard[Any]) -> None:
+    guard.release()
+

@@ -1,0 +1,379 @@
+"""`BackingStore`: the manager between pools and one backend plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import pluggy
+
+from file_backed import hookspecs
+from file_backed.errors import BackgroundTaskError, StoreClosedError
+from file_backed.workers import Workers
+
+__all__ = ["BackingStore", "TrackedPath"]
+
+logger = logging.getLogger("file_backed")
+
+R = TypeVar("R")
+
+_REQUIRED_HOOKS = (
+    "store",
+    "load",
+    "delete",
+    "prepare_path",
+    "sanitize_path",
+    "persist",
+    "register",
+    "delete_persisted",
+    "sync_persisted",
+)
+_KEY_LOCKS = 64
+
+
+def _default_workers() -> int:
+    return max(4, 2 * (os.cpu_count() or 1))
+
+
+class Token:
+    """Proof that a key's blob is in the temporary area.
+
+    Every handle whose item has a blob holds one; handles registered from the
+    same key share it. When the last reference goes, the blob is deleted by a
+    background task (unless the key was registered again meanwhile).
+    """
+
+    __slots__ = ("__weakref__", "key", "store")
+
+    def __init__(self, key: uuid.UUID, store: BackingStore) -> None:
+        self.key = key
+        self.store = store
+
+    def __del__(self) -> None:
+        self.store._workers.defer(self.store._release_key, self.key)  # noqa: SLF001
+
+    def __repr__(self) -> str:
+        return f"Token({self.key})"
+
+
+class TrackedPath:
+    """A persisted location that a store tracks, with the keys persisted there.
+
+    Created by `BackingStore.track_path`. `path` is the backend's persist-path
+    object; `location` is what the user passed. The key set reflects every
+    persist and delete made through the store since tracking began.
+
+    Notes on thread safety: all methods may be called from any thread.
+    """
+
+    __slots__ = ("_keys", "_lock", "_store", "location", "path")
+
+    def __init__(self, store: BackingStore, location: object, path: object, keys: Iterable[uuid.UUID]) -> None:
+        self._store = store
+        self.location = location
+        self.path = path
+        self._keys: set[uuid.UUID] = set(keys)
+        self._lock = threading.Lock()
+
+    def keys(self) -> frozenset[uuid.UUID]:
+        """A snapshot of the keys persisted here."""
+        with self._lock:
+            return frozenset(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        return iter(self.keys())
+
+    def __repr__(self) -> str:
+        return f"TrackedPath({self.location!r}, keys={len(self)})"
+
+
+class BackingStore:
+    """Manages one backend plugin: worker threads for background work, use counts
+    of blobs in the temporary area, and tracked persisted locations.
+
+    Parameters
+    ----------
+    backend:
+        A plugin object implementing the hooks of `file_backed.hookspecs`.
+    workers:
+        Number of background threads (eviction writes, deletes); default
+        ``max(4, 2 * cpu_count)``. Coroutine twins run on a separate pool of
+        the same size, so they never wait behind background work.
+    plugins:
+        Middleware plugin objects, or names from the ``file_backed.plugins``
+        entry point group.
+
+    Notes on thread safety: every method may be called from any thread, except
+    that `finished` and `close` must not be called from a background task.
+    """
+
+    def __init__(self, backend: object, *, workers: int | None = None, plugins: Sequence[object | str] = ()) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._pm.register(backend, name="backend")
+        for plugin in plugins:
+            if isinstance(plugin, str):
+                from file_backed.plugins import get_plugin
+
+                self._pm.register(get_plugin(plugin), name=plugin)
+            else:
+                self._pm.register(plugin)
+        self._pm.check_pending()
+        missing = [name for name in _REQUIRED_HOOKS if not getattr(self._pm.hook, name).get_hookimpls()]
+        if missing:
+            raise TypeError(f"backend {backend!r} does not implement the hooks: {', '.join(missing)}")
+        self.backend = backend
+        self.hook = self._pm.hook
+        count = workers if workers is not None else _default_workers()
+        self._workers = Workers(count)
+        self._calls: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._use_counts: dict[uuid.UUID, weakref.ref[Token]] = {}
+        self._key_locks = tuple(threading.Lock() for _ in range(_KEY_LOCKS))
+        self._closed = False
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """The store's plugin manager (the backend plus middleware)."""
+        return self._pm
+
+    @property
+    def workers(self) -> int:
+        """The number of background worker threads."""
+        return self._workers.count
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<BackingStore {type(self.backend).__name__} {state}>"
+
+    # -- persisted locations --------------------------------------------------
+
+    def track_path(self, location: object) -> TrackedPath:
+        """Prepare `location` (a path or URL the backend understands), clean up what
+        a crash left there, and return it with the keys persisted there."""
+        self._check_open()
+        path = self.hook.prepare_path(location=location)
+        keys = self.hook.sanitize_path(path=path)
+        return TrackedPath(self, location, path, keys if keys is not None else ())
+
+    def fsync(self, tracked: TrackedPath) -> None:
+        """Make every earlier persist and delete on `tracked` durable."""
+        self._check_tracked(tracked)
+        self.hook.sync_persisted(path=tracked.path)
+
+    def delete_persisted(self, tracked: TrackedPath, key: uuid.UUID) -> None:
+        """Delete `key` from `tracked`; a no-op when it is not persisted there."""
+        self._check_tracked(tracked)
+        key = as_key(key)
+        with self._key_lock(key):
+            if key not in tracked:
+                return
+            self.hook.delete_persisted(path=tracked.path, key=key)
+            with tracked._lock:  # noqa: SLF001
+                tracked._keys.discard(key)  # noqa: SLF001
+
+    # -- lifetime ---------------------------------------------------------------
+
+    def finished(self, timeout: float | None = None) -> None:
+        """Wait until no background work is left, including work that background
+        work started, and raise `BackgroundTaskError` with what failed since the
+        last call. Raises `TimeoutError` when `timeout` seconds run out first."""
+        if not self._workers.wait_idle(timeout):
+            raise TimeoutError(f"background work still running after {timeout} s")
+        errors = self._workers.take_errors()
+        if errors:
+            raise BackgroundTaskError(f"{len(errors)} background task(s) failed", errors)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Finish background work, stop the threads and release the backend.
+
+        Idempotent. Raises what `finished` raises, after closing. Handles that
+        outlive the store can no longer load anything (`StoreClosedError`).
+        """
+        if self._closed:
+            return
+        try:
+            self.finished()
+        finally:
+            self._closed = True
+            self._workers.shutdown()
+            if self._calls is not None:
+                self._calls.shutdown(wait=True)
+            self.hook.shutdown()
+
+    def __enter__(self) -> BackingStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- coroutine twins ----------------------------------------------------------
+
+    async def atrack_path(self, location: object) -> TrackedPath:
+        """Coroutine twin of `track_path`."""
+        return await self.call(self.track_path, location)
+
+    async def afsync(self, tracked: TrackedPath) -> None:
+        """Coroutine twin of `fsync`."""
+        await self.call(self.fsync, tracked)
+
+    async def adelete_persisted(self, tracked: TrackedPath, key: uuid.UUID) -> None:
+        """Coroutine twin of `delete_persisted`."""
+        await self.call(self.delete_persisted, tracked, key)
+
+    async def afinished(self, timeout: float | None = None) -> None:
+        """Coroutine twin of `finished`."""
+        await asyncio.to_thread(self.finished, timeout)
+
+    async def call(
+        self, fn: Callable[..., R], *args: Any, on_abandon: Callable[[R], object] | None = None
+    ) -> R:
+        """Run ``fn(*args)`` on the store's call threads and await its result.
+
+        If the awaiting coroutine is cancelled after `fn` started, `fn` still
+        runs to completion and `on_abandon` receives its result, so a resource
+        it acquired (a guard) can be released.
+        """
+        self._check_open()
+        future = self._call_executor().submit(fn, *args)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if on_abandon is not None:
+                future.add_done_callback(lambda done: _hand_over(done, on_abandon))
+            raise
+
+    # -- used by pools and handles -------------------------------------------------
+
+    def spawn(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` as background work that `finished` waits for."""
+        self._check_open()
+        self._workers.spawn(fn, *args)
+
+    def defer(self, fn: Callable[..., object], *args: Any) -> None:
+        """Like `spawn`, but safe to call from a finalizer; ignored once closed."""
+        self._workers.defer(fn, *args)
+
+    def store_blob(self, key: uuid.UUID, data: object) -> tuple[Token, int | None]:
+        """Write `data` under the new key `key`; returns its token and the bytes written."""
+        self._check_open()
+        with self._key_lock(key):
+            with self._lock:
+                if key in self._use_counts:
+                    raise RuntimeError(f"a blob for key {key} already exists")
+            written = self.hook.store(key=key, data=data)
+            token = Token(key, self)
+            with self._lock:
+                self._use_counts[key] = weakref.ref(token)
+        return token, written
+
+    def load_blob(self, token: Token) -> Any:
+        """Decode the blob that `token` keeps in the temporary area."""
+        self._check_open()
+        return self.hook.load(key=token.key)
+
+    def persist_blob(self, token: Token, tracked: TrackedPath) -> bool:
+        """Persist the blob of `token` at `tracked`; False when it already was there."""
+        self._check_tracked(tracked)
+        with self._key_lock(token.key):
+            if token.key in tracked:
+                return False
+            self.hook.persist(dest_path=tracked.path, key=token.key)
+            with tracked._lock:  # noqa: SLF001
+                tracked._keys.add(token.key)  # noqa: SLF001
+        return True
+
+    def register_blob(self, tracked: TrackedPath, key: uuid.UUID) -> Token | None:
+        """A token for `key` persisted at `tracked`, linking it into the temporary
+        area unless a live or not yet deleted blob of that key is there already;
+        None when `key` is not persisted at `tracked`."""
+        self._check_tracked(tracked)
+        with self._key_lock(key):
+            if key not in tracked:
+                return None
+            with self._lock:
+                ref = self._use_counts.get(key)
+                token = ref() if ref is not None else None
+            if token is not None:
+                return token
+            if ref is None:
+                self.hook.register(src_path=tracked.path, key=key)
+            token = Token(key, self)
+            with self._lock:
+                self._use_counts[key] = weakref.ref(token)
+            return token
+
+    # -- internals --------------------------------------------------------------------
+
+    def _release_key(self, key: uuid.UUID) -> None:
+        with self._key_lock(key):
+            with self._lock:
+                ref = self._use_counts.get(key)
+                if ref is None or ref() is not None:
+                    return  # already deleted, or registered again meanwhile
+            if self._closed:
+                return
+            self.hook.delete(key=key)
+            with self._lock:
+                if self._use_counts.get(key) is ref:
+                    del self._use_counts[key]
+
+    def _key_lock(self, key: uuid.UUID) -> threading.Lock:
+        return self._key_locks[key.int % _KEY_LOCKS]
+
+    def _call_executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._calls is None:
+                self._calls = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=2 * self._workers.count, thread_name_prefix="file_backed-call"
+                )
+            return self._calls
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{self!r} is closed")
+
+    def _check_tracked(self, tracked: TrackedPath) -> None:
+        self._check_open()
+        if not isinstance(tracked, TrackedPath):
+            raise TypeError(
+                f"expected a TrackedPath from store.track_path(location), got {type(tracked).__name__}: {tracked!r}"
+            )
+        if tracked._store is not self:  # noqa: SLF001
+            raise ValueError(f"{tracked!r} is tracked by another store; track it with this store first")
+
+
+def as_key(key: object) -> uuid.UUID:
+    """`key` as a `uuid.UUID`; text is parsed, anything else is a `TypeError`."""
+    if isinstance(key, uuid.UUID):
+        return key
+    if isinstance(key, str):
+        try:
+            return uuid.UUID(key)
+        except ValueError:
+            raise ValueError(f"not a key (a UUID): {key!r}") from None
+    raise TypeError(f"a key is a uuid.UUID or its text, not {type(key).__name__}: {key!r}")
+
+
+def _hand_over(done: concurrent.futures.Future[R], receiver: Callable[[R], object]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        receiver(done.result())
