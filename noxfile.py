@@ -21,10 +21,7 @@ def _distributions() -> list[str]:
     arguments = ["-e", ".[test]"]
     for folder in ("plugins", "examples"):
         for project in sorted((ROOT / folder).glob("*/pyproject.toml")):
-            extras = (ROOT / folder / project.parent.name / "extras.txt").read_text().strip() if (
-                project.parent / "extras.txt"
-            ).exists() else ""
-            arguments += ["-e", f"{project.parent.relative_to(ROOT)}{extras}"]
+            arguments += ["-e", str(project.parent.relative_to(ROOT))]
     return arguments
 
 

@@ -1,0 +1,17 @@
+"""The ``file-backed`` command line. Each command lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from file_backed.cli.demo import demo
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """file_backed: large objects in an in-memory pool backed by a pluggable store."""
+
+
+main.add_command(demo)
