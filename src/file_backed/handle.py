@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class Fb(Generic[T]):
         self._evict_on_release = False
         self._cond: threading.Condition | None = None
         self._ref = weakref.ref(self, pool._forget)  # noqa: SLF001
+        hash(self._ref)  # a weakref hashes only while alive; the pool looks dead ones up
 
     # -- identity -----------------------------------------------------------------
 
@@ -249,22 +250,24 @@ class WriteGuard(_Guard[T]):
         return f"<WriteGuard {'released' if self._item is None else self._item.key}>"
 
 
-class _Acquire(Generic[G]):
-    """An acquisition that is both awaitable (giving the guard) and an async
-    context manager (giving the value, released on exit).
+class _Acquire(Coroutine[Any, Any, G]):
+    """An acquisition that is a coroutine (await it, or pass it to
+    `asyncio.create_task`, for the guard) and an async context manager (for the
+    value, released on exit).
 
     Resident values are acquired without leaving the event loop; loads run on
     the store's call threads. Cancelling the await releases a guard that
     arrives after the cancellation.
     """
 
-    __slots__ = ("_blocking", "_guard", "_pool", "_try")
+    __slots__ = ("_blocking", "_coroutine", "_guard", "_pool", "_try")
 
     def __init__(self, try_acquire: Callable[[], G | None], acquire: Callable[[], G], pool: FBPool[Any]) -> None:
         self._try = try_acquire
         self._blocking = acquire
         self._pool = pool
         self._guard: G | None = None
+        self._coroutine = self._acquire()
 
     async def _acquire(self) -> G:
         guard = self._try()
@@ -272,11 +275,20 @@ class _Acquire(Generic[G]):
             guard = await self._pool.store.call(self._blocking, on_abandon=_release_guard)
         return guard
 
+    def send(self, value: Any) -> Any:
+        return self._coroutine.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._coroutine.throw(*args)
+
+    def close(self) -> None:
+        self._coroutine.close()
+
     def __await__(self) -> Generator[Any, None, G]:
-        return self._acquire().__await__()
+        return self._coroutine.__await__()
 
     async def __aenter__(self) -> Any:
-        self._guard = await self._acquire()
+        self._guard = await self._coroutine
         return self._guard.value
 
     async def __aexit__(self, *exc_info: object) -> None:
