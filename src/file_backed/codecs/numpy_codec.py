@@ -34,7 +34,7 @@ class NumpyCodec(Codec):
             header, {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": fortran, "shape": array.shape}
         )
         data = memoryview(array.reshape(-1, order="F" if fortran else "C")).cast("B") if array.size else b""
-        return [np.lib.format.magic(2, 0), header.getvalue(), data]
+        return [header.getvalue(), data]  # the header starts with the .npy magic
 
     def decode(self, data: memoryview) -> Any:
         stream = io.BytesIO(data)

@@ -1,0 +1,110 @@
+"""Codecs and the blob format: roundtrips, and no wrong object from changed bytes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import file_backed as fb
+from file_backed.blob import decode_blob, encode_blob
+from file_backed.codecs.bytes_codec import BytesCodec
+from file_backed.codecs.json_codec import JsonCodec
+from file_backed.codecs.pickle_codec import PickleCodec
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+def _roundtrip(codec: fb.Codec, value: object) -> object:
+    buffers, size = encode_blob(codec, value)
+    blob = bytearray(b"".join(buffers))
+    assert len(blob) == size
+    return decode_blob(codec, blob, source="test")
+
+
+@given(json_values)
+def test_json_roundtrips(value: object) -> None:
+    assert _roundtrip(JsonCodec(), value) == value
+
+
+@given(json_values | st.binary() | st.tuples(st.integers(), st.text()) | st.frozensets(st.integers()))
+def test_pickle_roundtrips(value: object) -> None:
+    assert _roundtrip(PickleCodec(), value) == value
+
+
+@given(st.binary())
+def test_bytes_roundtrips(value: bytes) -> None:
+    assert _roundtrip(BytesCodec(), value) == value
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=255), min_size=1, max_size=64),
+    st.integers(min_value=0),
+    st.integers(min_value=0, max_value=7),
+)
+def test_a_flipped_bit_never_decodes_to_a_wrong_object(values: list[int], position: int, bit: int) -> None:
+    codec = PickleCodec()
+    buffers, size = encode_blob(codec, values)
+    blob = bytearray(b"".join(buffers))
+    blob[position % size] ^= 1 << bit
+    with pytest.raises(fb.CorruptBlobError):
+        decode_blob(codec, blob, source="test")
+
+
+@given(st.binary(max_size=200), st.integers(min_value=0))
+def test_truncation_is_corruption(value: bytes, cut: int) -> None:
+    codec = BytesCodec()
+    blob = b"".join(encode_blob(codec, value)[0])
+    with pytest.raises(fb.CorruptBlobError):
+        decode_blob(codec, bytearray(blob[: cut % len(blob)]), source="test")
+
+
+def test_blob_of_another_codec_is_rejected_with_both_names() -> None:
+    blob = bytearray(b"".join(encode_blob(JsonCodec(), [1])[0]))
+    with pytest.raises(fb.CorruptBlobError, match="'json'.*'pickle'"):
+        decode_blob(PickleCodec(), blob, source="test")
+
+
+def test_pickle_keeps_numpy_buffers_out_of_band() -> None:
+    np = pytest.importorskip("numpy")
+    array = np.arange(1000, dtype=np.int64)
+    buffers = PickleCodec().encode({"a": array})
+    assert any(memoryview(b).nbytes == array.nbytes for b in buffers[2:])
+    restored = _roundtrip(PickleCodec(), {"a": array})
+    np.testing.assert_array_equal(restored["a"], array)  # type: ignore[index]
+
+
+@given(st.sampled_from(["<i4", ">f8", "u1", "<c16"]), st.lists(st.integers(0, 5), max_size=3), st.booleans())
+def test_numpy_codec_roundtrips_shapes_and_orders(dtype: str, shape: list[int], fortran: bool) -> None:
+    np = pytest.importorskip("numpy")
+    from file_backed.codecs.numpy_codec import NumpyCodec
+
+    array = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    restored = _roundtrip(NumpyCodec(), array)
+    assert restored.dtype == array.dtype  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(restored, array)
+
+
+def test_numpy_codec_rejects_object_arrays() -> None:
+    np = pytest.importorskip("numpy")
+    from file_backed.codecs.numpy_codec import NumpyCodec
+
+    with pytest.raises(TypeError, match="object dtype"):
+        NumpyCodec().encode(np.array([object()]))
+
+
+def test_msgpack_roundtrips() -> None:
+    pytest.importorskip("msgpack")
+    from file_backed.codecs.msgpack_codec import MsgpackCodec
+
+    value = {"a": [1, 2, b"x"], "b": None}
+    assert _roundtrip(MsgpackCodec(), value) == value
+
+
+def test_bytes_codec_rejects_other_types() -> None:
+    with pytest.raises(TypeError, match="bytes codec"):
+        BytesCodec().encode("text")
