@@ -1,10 +1,20 @@
 """The ``fs_hardlink`` backend: one file per blob in sharded directories.
 
 The blob of key ``K`` is the file ``<dir>/<K.hex[:2]>/<K.hex>``, in the
-temporary area and in every persisted location alike. Writes go to a temporary
-name in the same directory (``.<K.hex>.<random>.tmp``) and are renamed into
-place, so a final name always holds a whole blob. Persist and register are hard
-links; across filesystems they fall back to a copy made the same way.
+temporary area and in every persisted location alike. Every file is written
+under a temporary name in its final directory (``.<K.hex>.<16 hex>.tmp``) and
+renamed into place, so a final name always holds a whole blob; a failed write
+removes its temporary file. Persist and register are hard links; across
+filesystems (``EXDEV``) they fall back to a copy made the same way, counted in
+`FsHardlinkBackend.copies`.
+
+Crash-consistency protocol (see docs/durability.md): with ``fsync=True``, a
+blob's data is fsynced before its first name in a persisted location exists
+(before the hard link, or before the rename of a copy), and `sync_persisted`
+makes the names durable: ``syncfs(2)`` of the location's filesystem on Linux,
+else an fsync of every directory touched by a persist or delete since the last
+sync. `sanitize_path` deletes only this library's temporary files, never
+follows a symbolic link, and leaves every other entry alone.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -26,9 +37,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from file_backed import BlobNotFoundError, Codec, hookimpl
-from file_backed.blob import FIXED_HEADER_SIZE, decode_payload, encode_blob, read_header
+from file_backed import BlobNotFoundError, Codec, ConfigError, hookimpl
+from file_backed.blob import MAX_HEADER_SIZE, decode_payload, encode_blob, read_header, signing_key_bytes
 from file_backed.codecs.base import Buffer
+from file_backed.errors import CorruptBlobError
 
 __all__ = ["FsHardlinkBackend"]
 
@@ -38,6 +50,11 @@ _SHARDS = tuple(f"{i:02x}" for i in range(256))
 _BLOB_NAME = re.compile(r"[0-9a-f]{32}")
 _TEMP_NAME = re.compile(r"\.([0-9a-f]{32})\.[0-9a-f]{16}\.tmp")
 _IOV_MAX = 1024
+_COPY_CHUNK = 1 << 20
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_FOREIGN_EXAMPLES = 5
 
 
 class FsHardlinkBackend:
@@ -50,28 +67,66 @@ class FsHardlinkBackend:
         `shutdown` (when the store closes). A given directory is created if
         needed and never removed; blobs a crashed process left there are kept.
     fsync:
-        When true (the default), `sync_persisted` makes persisted locations
-        durable (``syncfs`` where available, else ``sync``) and copies made
-        across filesystems are fsynced before they are renamed into place.
+        When true (the default), a blob's data is fsynced before it gets a name
+        in a persisted location, and `sync_persisted` makes persisted names
+        durable (``syncfs`` where available, else an fsync of every touched
+        directory). When false, nothing is fsynced and `sync_persisted` is a
+        no-op: data survives a crash of the process, not of the machine.
+    signing_key:
+        Optional text (UTF-8) or bytes, at least 16 bytes. Every blob written
+        carries an HMAC-SHA256 bound to its key, and every blob read must carry
+        a valid one, checked before the codec sees a byte (`CorruptBlobError`
+        otherwise). Use it for persisted locations others can write.
+
+    Attributes
+    ----------
+    copies:
+        How many persists and registers copied a blob because a hard link was
+        impossible (the two directories are on different filesystems).
+
+    Notes on thread safety: every hook may be called from any thread; blobs
+    are immutable once renamed into place, and the counters and the set of
+    directories awaiting a sync are guarded by a lock.
     """
 
-    def __init__(self, *, codec: Codec, path: str | os.PathLike[str] | None = None, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        codec: Codec,
+        path: str | os.PathLike[str] | None = None,
+        fsync: bool = True,
+        signing_key: str | bytes | None = None,
+    ) -> None:
+        if not isinstance(fsync, bool):
+            raise ConfigError(f"fs_hardlink option fsync: expected true or false, got {fsync!r}")
         self.codec = codec
-        self.fsync = bool(fsync)
-        self._owns_root = path is None
-        self.root = Path(tempfile.mkdtemp(prefix="file_backed-")) if path is None else Path(path).expanduser()
-        self.root = self.prepare_path(self.root)
-        self.sanitize_path(self.root)
+        self.fsync = fsync
+        self._signing_key = signing_key_bytes(signing_key, option="fs_hardlink option signing_key")
+        self._lock = threading.Lock()
+        self._copies = 0
+        self._unsynced: dict[Path, set[Path]] = {}
+        self._reported_foreign: set[Path] = set()
         self._closed = threading.Event()
+        self._owns_root = path is None
+        root = Path(tempfile.mkdtemp(prefix="file_backed-")) if path is None else Path(path)
+        self.root = self.prepare_path(root)
+        self.sanitize_path(self.root)
 
     def __repr__(self) -> str:
-        return f"FsHardlinkBackend({str(self.root)!r}, codec={self.codec.name!r})"
+        signed = ", signed" if self._signing_key is not None else ""
+        return f"FsHardlinkBackend({str(self.root)!r}, codec={self.codec.name!r}{signed})"
+
+    @property
+    def copies(self) -> int:
+        """Persists and registers that had to copy instead of linking (``EXDEV``)."""
+        with self._lock:
+            return self._copies
 
     # -- temporary area ----------------------------------------------------------------
 
     @hookimpl
     def store(self, key: uuid.UUID, data: Any) -> int:
-        buffers, size = encode_blob(self.codec, data)
+        buffers, size = encode_blob(self.codec, data, signing_key=self._signing_key, context=key.bytes)
         _write_atomically(self._blob_path(self.root, key), buffers, fsync=False)
         return size
 
@@ -80,19 +135,30 @@ class FsHardlinkBackend:
         path = self._blob_path(self.root, key)
         source = f"blob {key} ({path})"
         try:
-            file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFoundError(f"no blob for key {key} at {path}") from None
-        with file:
-            size = os.fstat(file.fileno()).st_size
-            head = file.read(min(size, FIXED_HEADER_SIZE + 255))
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise BlobNotFoundError(f"{path} is a symbolic link, which fs_hardlink never follows") from None
+            raise
+        with open(fd, "rb", buffering=0) as file:
+            size = os.fstat(fd).st_size
+            head = file.read(min(size, MAX_HEADER_SIZE))
             header = read_header(head, source=source)
-            payload = bytearray(size - header.size)
+            if size - header.size != header.payload_length:
+                raise CorruptBlobError(
+                    f"{source}: the file holds {size - header.size} payload bytes, its header says "
+                    f"{header.payload_length} (truncated or extended after it was written)"
+                )
+            payload = bytearray(header.payload_length)
             view = memoryview(payload)
             already = len(head) - header.size
             view[:already] = head[header.size :]
             _read_into(file, view[already:])
-        return decode_payload(self.codec, header, memoryview(payload), source=source)
+        return decode_payload(
+            self.codec, header, view, source=source, signing_key=self._signing_key, context=key.bytes
+        )
 
     @hookimpl
     def delete(self, key: uuid.UUID) -> None:
@@ -106,52 +172,123 @@ class FsHardlinkBackend:
         if not isinstance(location, str | os.PathLike):
             raise TypeError(f"an fs_hardlink location is a directory path, not {type(location).__name__}")
         root = Path(os.fspath(location)).expanduser().absolute()
-        root.mkdir(parents=True, exist_ok=True)
+        created_root = not root.exists()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise NotADirectoryError(
+                errno.ENOTDIR, "an fs_hardlink location must be a directory, but a file is there", str(root)
+            ) from None
+        except NotADirectoryError:
+            raise NotADirectoryError(
+                errno.ENOTDIR, "cannot create this fs_hardlink location: part of its path is a file", str(root)
+            ) from None
+        except OSError as error:
+            raise _explained(error, "cannot create this fs_hardlink location") from None
+        created_shard = False
         for shard in _SHARDS:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(root / shard)
+            shard_path = root / shard
+            try:
+                os.mkdir(shard_path)
+                created_shard = True
+            except FileExistsError:
+                mode = os.lstat(shard_path).st_mode
+                if not stat.S_ISDIR(mode):
+                    raise NotADirectoryError(
+                        errno.ENOTDIR,
+                        f"fs_hardlink expects its shard directory here, but found {_kind(mode)}",
+                        str(shard_path),
+                    ) from None
+            except OSError as error:
+                raise _explained(error, "cannot create the shard directories of this fs_hardlink location") from None
+        if self.fsync and created_shard:
+            _fsync_directory(root)
+            if created_root:
+                _fsync_directory(root.parent)
         return root
 
     @hookimpl
     def sanitize_path(self, path: Path) -> list[uuid.UUID]:
         keys: list[uuid.UUID] = []
-        foreign = 0
+        foreign: list[str] = []
+        with os.scandir(path) as top:
+            foreign.extend(entry.name for entry in top if entry.name not in _SHARD_SET)
         for shard in _SHARDS:
+            shard_path = path / shard
             try:
-                entries = os.scandir(path / shard)
+                mode = os.lstat(shard_path).st_mode
             except FileNotFoundError:
                 continue
-            with entries:
+            if not stat.S_ISDIR(mode):
+                foreign.append(shard)
+                continue
+            with os.scandir(shard_path) as entries:
                 for entry in entries:
                     name = entry.name
-                    if _BLOB_NAME.fullmatch(name) and name.startswith(shard) and entry.is_file(follow_symlinks=False):
+                    regular = entry.is_file(follow_symlinks=False)
+                    if regular and _BLOB_NAME.fullmatch(name) and name.startswith(shard):
                         keys.append(uuid.UUID(hex=name))
-                    elif _TEMP_NAME.fullmatch(name) and entry.is_file(follow_symlinks=False):
+                        continue
+                    match = _TEMP_NAME.fullmatch(name)
+                    if regular and match is not None and match.group(1).startswith(shard):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(entry.path)
-                    else:
-                        foreign += 1
+                        continue
+                    foreign.append(f"{shard}/{name}")
         if foreign:
-            logger.info("%s: left %d entries alone that are not blobs of this library", path, foreign)
+            self._report_foreign(path, foreign)
         return keys
 
     @hookimpl
     def persist(self, dest_path: Path, key: uuid.UUID) -> None:
-        self._link(self._blob_path(self.root, key), self._blob_path(dest_path, key), key)
+        source = self._blob_path(self.root, key)
+        if self.fsync:
+            try:
+                _fsync_file(source)
+            except FileNotFoundError:
+                raise BlobNotFoundError(f"no blob for key {key} at {source}") from None
+        target = self._blob_path(dest_path, key)
+        self._link(source, target, key, durable=self.fsync)
+        self._touched(dest_path, target.parent)
 
     @hookimpl
     def register(self, src_path: Path, key: uuid.UUID) -> None:
-        self._link(self._blob_path(src_path, key), self._blob_path(self.root, key), key)
+        source = self._blob_path(src_path, key)
+        _require_regular(source, key)
+        self._link(source, self._blob_path(self.root, key), key, durable=False)
 
     @hookimpl
     def delete_persisted(self, path: Path, key: uuid.UUID) -> None:
+        target = self._blob_path(path, key)
+        try:
+            mode = os.lstat(target).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(mode):
+            raise BlobNotFoundError(
+                f"{target} is {_kind(mode)}, not a blob of this library; fs_hardlink leaves it alone"
+            )
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._blob_path(path, key))
+            os.unlink(target)
+        self._touched(path, target.parent)
 
     @hookimpl
     def sync_persisted(self, path: Path) -> None:
-        if self.fsync:
-            _sync_filesystem(path)
+        if not self.fsync:
+            return
+        with self._lock:
+            touched = self._unsynced.pop(path, set())
+        try:
+            syncfs = _libc_syncfs()
+            if syncfs is not None:
+                _syncfs(syncfs, path)
+            else:
+                for directory in sorted(touched):
+                    _fsync_directory(directory)
+        except BaseException:
+            with self._lock:
+                self._unsynced.setdefault(path, set()).update(touched)
+            raise
 
     @hookimpl
     def shutdown(self) -> None:
@@ -166,34 +303,96 @@ class FsHardlinkBackend:
         name = key.hex
         return root / name[:2] / name
 
-    def _link(self, source: Path, target: Path, key: uuid.UUID) -> None:
+    def _touched(self, location: Path, directory: Path) -> None:
+        """Record that an entry of `directory` (in `location`) changed and awaits a sync."""
+        if self.fsync:
+            with self._lock:
+                self._unsynced.setdefault(location, set()).add(directory)
+
+    def _report_foreign(self, path: Path, names: list[str]) -> None:
+        with self._lock:
+            if path in self._reported_foreign:
+                return
+            self._reported_foreign.add(path)
+        examples = ", ".join(names[:_FOREIGN_EXAMPLES]) + (", ..." if len(names) > _FOREIGN_EXAMPLES else "")
+        logger.warning(
+            "%s: left %d entries alone that are not blobs of this library (%s)", path, len(names), examples
+        )
+
+    def _link(self, source: Path, target: Path, key: uuid.UUID, *, durable: bool) -> None:
         """Make `target` the same blob as `source`: a hard link, or a copy across
-        filesystems. An existing `target` that is not `source` is replaced
-        atomically (blobs of one key are equal, but a stale one may be left
-        over from a crashed process)."""
+        filesystems (fsynced before its rename when `durable`). A regular file
+        at `target` that is not `source` is a stale blob of the same key (left
+        by a crashed process) and is replaced atomically; anything else there
+        is left alone and raises `FileExistsError`. Other link errors raise."""
         try:
-            os.link(source, target)
+            os.link(source, target, follow_symlinks=False)
             return
-        except FileNotFoundError:
-            if not source.exists():
-                raise BlobNotFoundError(f"no blob for key {key} at {source}") from None
-            raise
         except FileExistsError:
-            if os.path.samefile(source, target):
-                return
-            temporary = _temporary_name(target)
-            try:
-                os.link(source, temporary)
-            except OSError as error:
-                if error.errno != errno.EXDEV:
-                    raise
-                _copy_atomically(source, target, fsync=self.fsync)
-                return
-            os.replace(temporary, target)
+            pass
+        except FileNotFoundError:
+            if not os.path.lexists(source):
+                raise BlobNotFoundError(f"no blob for key {key} at {source}") from None
+            raise FileNotFoundError(
+                errno.ENOENT, "the shard directory is missing; was the location removed after tracking?", str(target)
+            ) from None
         except OSError as error:
             if error.errno != errno.EXDEV:
                 raise
-            _copy_atomically(source, target, fsync=self.fsync)
+            self._copy(source, target, durable=durable)
+            return
+        mode = os.lstat(target).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileExistsError(
+                errno.EEXIST, f"{_kind(mode)} named like blob {key} is in the way; left alone", str(target)
+            )
+        if os.path.samefile(source, target):
+            return
+        temporary = _temporary_name(target)
+        try:
+            os.link(source, temporary, follow_symlinks=False)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            self._copy(source, target, durable=durable)
+            return
+        os.replace(temporary, target)
+
+    def _copy(self, source: Path, target: Path, *, durable: bool) -> None:
+        _copy_atomically(source, target, fsync=durable)
+        with self._lock:
+            self._copies += 1
+
+
+_SHARD_SET = frozenset(_SHARDS)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a special file"
+
+
+def _explained(error: OSError, message: str) -> OSError:
+    """A copy of `error` (same type and errno) whose message says what failed."""
+    return type(error)(error.errno, f"{message}: {error.strerror}", error.filename)
+
+
+def _require_regular(path: Path, key: uuid.UUID) -> None:
+    """Raise `BlobNotFoundError` unless `path` is a regular file (a symbolic link
+    is never followed)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise BlobNotFoundError(f"no blob for key {key} at {path}") from None
+    if not stat.S_ISREG(mode):
+        raise BlobNotFoundError(
+            f"{path} is {_kind(mode)}, not a blob of this library; fs_hardlink leaves it alone and never follows it"
+        )
 
 
 def _temporary_name(final: Path) -> Path:
@@ -201,8 +400,10 @@ def _temporary_name(final: Path) -> Path:
 
 
 def _write_atomically(final: Path, buffers: Sequence[Buffer], *, fsync: bool) -> None:
+    """Write `buffers` to a temporary file beside `final`, fsync it when asked,
+    and rename it to `final`. On any failure the temporary file is removed."""
     temporary = _temporary_name(final)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
     try:
         try:
             _write_all(fd, buffers)
@@ -218,24 +419,26 @@ def _write_atomically(final: Path, buffers: Sequence[Buffer], *, fsync: bool) ->
 
 
 def _copy_atomically(source: Path, target: Path, *, fsync: bool) -> None:
-    temporary = _temporary_name(target)
+    """Copy the regular file `source` to `target` the way `_write_atomically`
+    writes (never following a symbolic link at `source`)."""
     try:
-        shutil.copyfile(source, temporary)
-        if fsync:
-            fd = os.open(temporary, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.replace(temporary, target)
+        fd = os.open(source, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
     except FileNotFoundError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise BlobNotFoundError(f"no blob at {source}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    with open(fd, "rb") as reader:
+        temporary = _temporary_name(target)
+        out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o644)
+        try:
+            with open(out, "wb") as writer:
+                shutil.copyfileobj(reader, writer, _COPY_CHUNK)
+                writer.flush()
+                if fsync:
+                    os.fsync(writer.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
 
 def _write_all(fd: int, buffers: Sequence[Buffer]) -> None:
@@ -260,17 +463,30 @@ def _read_into(file: Any, view: memoryview) -> None:
     while view.nbytes:
         count = file.readinto(view)
         if not count:
-            break  # truncated: the length check in decode_payload reports it
+            break  # shrunk while reading: the checksum in decode_payload reports it
         view = view[count:]
 
 
-def _sync_filesystem(path: Path) -> None:
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make the entries (names) of the directory `path` durable."""
+    fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(syncfs: Any, path: Path) -> None:
     """Flush every dirty page and inode of the filesystem holding `path`."""
-    syncfs = _libc_syncfs()
-    if syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     try:
         if syncfs(fd) != 0:
             error = ctypes.get_errno()
@@ -281,6 +497,7 @@ def _sync_filesystem(path: Path) -> None:
 
 @functools.cache
 def _libc_syncfs() -> Any:
+    """libc's ``syncfs``, or None where it does not exist (not Linux)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
