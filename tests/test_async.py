@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import gc
+
 import pytest
 
 import file_backed as fb
@@ -129,5 +129,3 @@ async def test_many_tasks_share_one_load(store: fb.BackingStore, backend: Record
 
     assert await asyncio.gather(*(read() for _ in range(50))) == ["shared"] * 50
     assert backend.count("load", handle.key) == 1
-    del handle
-    gc.collect()

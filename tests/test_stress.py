@@ -91,4 +91,4 @@ def test_threads_and_tasks_lose_nothing_and_leave_no_blob(backend: str, tmp_path
         if backend == "fs_hardlink":
             assert [p for p in (tmp_path / "temporary").rglob("*") if p.is_file()] == []
         else:
-            assert store.backend._blobs == {}  # type: ignore[attr-defined]  # noqa: SLF001
+            assert store.backend._blobs == {}  # type: ignore[attr-defined]

@@ -71,7 +71,7 @@ class StoreClosedError(FileBackedError, RuntimeError):
     """The store was closed; no further operation is possible."""
 
 
-class BackgroundTaskError(ExceptionGroup, FileBackedError):  # type: ignore[misc]
+class BackgroundTaskError(ExceptionGroup, FileBackedError):
     """One or more background tasks (eviction writes, deletes) failed.
 
     Raised by `BackingStore.finished`. It is an `ExceptionGroup`, so

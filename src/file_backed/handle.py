@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Fb", "ReadGuard", "WriteGuard"]
 
 T = TypeVar("T")
-G = TypeVar("G", "ReadGuard[Any]", "WriteGuard[Any]")
+G = TypeVar("G", bound="_Guard[Any]")
 
 
 class _Absent:
@@ -73,7 +73,7 @@ class Fb(Generic[T]):
         self._drop_after_write = False
         self._evict_on_release = False
         self._cond: threading.Condition | None = None
-        self._ref = weakref.ref(self, pool._forget)  # noqa: SLF001
+        self._ref = weakref.ref(self, pool._forget)
         hash(self._ref)  # a weakref hashes only while alive; the pool looks dead ones up
 
     # -- identity -----------------------------------------------------------------
@@ -108,7 +108,7 @@ class Fb(Generic[T]):
         value; use `load_mut`. Raises `BlobNotFoundError` or `CorruptBlobError`
         when the stored blob cannot be loaded (the handle stays usable).
         """
-        return self._pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]  # noqa: SLF001
+        return self._pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
 
     def load_mut(self) -> WriteGuard[T]:
         """Acquire the exclusive guard, loading the value if needed.
@@ -117,32 +117,32 @@ class Fb(Generic[T]):
         changed value is written on a later eviction or `write_now`. Persisted
         copies are not touched.
         """
-        return self._pool._acquire_write(self, wait=True)  # type: ignore[return-value]  # noqa: SLF001
+        return self._pool._acquire_write(self, wait=True)  # type: ignore[return-value]
 
     def try_load(self) -> ReadGuard[T] | None:
         """A shared guard if the value is in memory and not being evicted, else None.
 
         Never blocks on I/O."""
-        return self._pool._acquire_read(self, wait=False, rescue=False)  # noqa: SLF001
+        return self._pool._acquire_read(self, wait=False, rescue=False)
 
     def try_load_mut(self) -> WriteGuard[T] | None:
         """The exclusive guard if the value is in memory, not being evicted and not
         guarded, else None. Never blocks on I/O."""
-        return self._pool._acquire_write(self, wait=False)  # noqa: SLF001
+        return self._pool._acquire_write(self, wait=False)
 
     def get(self) -> T:
         """The value, loaded if needed and released at once. Do not mutate it."""
-        return self._pool._get(self)  # noqa: SLF001
+        return self._pool._get(self)
 
     def write_now(self) -> None:
         """Write the value to the temporary area now, unless a blob of the current
         contents is there already. Blocks while a write guard is held."""
-        self._pool._write_now(self)  # noqa: SLF001
+        self._pool._write_now(self)
 
     def persist(self, tracked: TrackedPath) -> uuid.UUID:
         """Persist the item at `tracked` (writing it first if needed) and return
         the key it is persisted under. A no-op when already persisted there."""
-        return self._pool._persist(self, tracked)  # noqa: SLF001
+        return self._pool._persist(self, tracked)
 
     # -- coroutine twins -----------------------------------------------------------
 
@@ -151,8 +151,8 @@ class Fb(Generic[T]):
         ``async with h.aload() as value``."""
         pool = self._pool
         return _Acquire(
-            lambda: pool._acquire_read(self, wait=False, rescue=True),  # noqa: SLF001
-            lambda: pool._acquire_read(self, wait=True, rescue=True),  # noqa: SLF001
+            lambda: pool._acquire_read(self, wait=False, rescue=True),
+            lambda: pool._acquire_read(self, wait=True, rescue=True),
             pool,
         )
 
@@ -160,8 +160,8 @@ class Fb(Generic[T]):
         """Coroutine twin of `load_mut`: ``await`` it or use ``async with``."""
         pool = self._pool
         return _Acquire(
-            lambda: pool._acquire_write(self, wait=False),  # noqa: SLF001
-            lambda: pool._acquire_write(self, wait=True),  # noqa: SLF001
+            lambda: pool._acquire_write(self, wait=False),
+            lambda: pool._acquire_write(self, wait=True),
             pool,
         )
 
@@ -211,7 +211,7 @@ class _Guard(Generic[T]):
         item = self._item
         if item is not None:
             self._item = None
-            item._pool.store.defer(self._release_later(item))  # noqa: SLF001
+            item._pool.store.defer(self._release_later(item))
 
     def _release_later(self, item: Fb[T]) -> Callable[[], None]:
         raise NotImplementedError
@@ -224,10 +224,10 @@ class ReadGuard(_Guard[T]):
     __slots__ = ()
 
     def _release(self, item: Fb[T]) -> None:
-        item._pool._release_read(item)  # noqa: SLF001
+        item._pool._release_read(item)
 
     def _release_later(self, item: Fb[T]) -> Callable[[], None]:
-        return lambda: item._pool._release_read(item)  # noqa: SLF001
+        return lambda: item._pool._release_read(item)
 
     def __repr__(self) -> str:
         return f"<ReadGuard {'released' if self._item is None else self._item.key}>"
@@ -240,11 +240,11 @@ class WriteGuard(_Guard[T]):
     __slots__ = ()
 
     def _release(self, item: Fb[T]) -> None:
-        item._pool._release_write(item, self.value)  # noqa: SLF001
+        item._pool._release_write(item, self.value)
 
     def _release_later(self, item: Fb[T]) -> Callable[[], None]:
         value = self.value
-        return lambda: item._pool._release_write(item, value)  # noqa: SLF001
+        return lambda: item._pool._release_write(item, value)
 
     def __repr__(self) -> str:
         return f"<WriteGuard {'released' if self._item is None else self._item.key}>"
@@ -262,7 +262,11 @@ class _Acquire(Coroutine[Any, Any, G]):
 
     __slots__ = ("_blocking", "_coroutine", "_guard", "_pool", "_try")
 
-    def __init__(self, try_acquire: Callable[[], G | None], acquire: Callable[[], G], pool: FBPool[Any]) -> None:
+    _try: Callable[[], G | None]
+    _blocking: Callable[[], G | None]
+    _coroutine: Coroutine[Any, Any, G]
+
+    def __init__(self, try_acquire: Callable[[], G | None], acquire: Callable[[], G | None], pool: FBPool[Any]) -> None:
         self._try = try_acquire
         self._blocking = acquire
         self._pool = pool
@@ -273,6 +277,7 @@ class _Acquire(Coroutine[Any, Any, G]):
         guard = self._try()
         if guard is None:
             guard = await self._pool.store.call(self._blocking, on_abandon=_release_guard)
+        assert guard is not None, "a blocking acquisition always returns a guard"
         return guard
 
     def send(self, value: Any) -> Any:
@@ -297,6 +302,7 @@ class _Acquire(Coroutine[Any, Any, G]):
             self._guard = None
 
 
-def _release_guard(guard: ReadGuard[Any] | WriteGuard[Any]) -> None:
-    guard.release()
+def _release_guard(guard: _Guard[Any] | None) -> None:
+    if guard is not None:
+        guard.release()
 

@@ -7,7 +7,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import attrs
 
@@ -19,7 +19,7 @@ from file_backed.store import BackingStore, Token, TrackedPath, as_key
 __all__ = ["FBPool", "PoolStats"]
 
 T = TypeVar("T")
-_ItemRef = weakref.ref  # weakref.ref[Fb[T]]: the LRU's entries
+_ItemRef: TypeAlias = "weakref.ref[Fb[Any]]"  # the LRU's entries
 
 
 @attrs.frozen
@@ -119,7 +119,7 @@ class FBPool(Generic[T]):
 
     def insert(self, value: T) -> Fb[T]:
         """Put `value` in memory under a new key; never waits for an eviction write."""
-        self.store._check_open()  # noqa: SLF001
+        self.store._check_open()
         size = self._sizeof(value)
         item: Fb[T] = Fb(self, uuid.uuid4(), value, None, size)
         with self._lock:
@@ -254,15 +254,17 @@ class FBPool(Generic[T]):
                 self._counts["hits"] += 1
                 self._enter_locked(item)
                 return item._value  # type: ignore[no-any-return]
-        with self._acquire_read(item, wait=True, rescue=True) as value:  # type: ignore[union-attr]
-            return value  # type: ignore[no-any-return]
+        guard = self._acquire_read(item, wait=True, rescue=True)
+        assert guard is not None, "a waiting acquisition always returns a guard"
+        with guard as value:
+            return value
 
     # -- writing and persisting --------------------------------------------------------
 
     def _write_now(self, item: Fb[T]) -> Token:
         with self._lock:
             while True:
-                self.store._check_open()  # noqa: SLF001
+                self.store._check_open()
                 if item._token is not None:
                     return item._token
                 if not (item._writing or item._writer or item._loading):

@@ -10,7 +10,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import pluggy
 
@@ -57,7 +57,7 @@ class Token:
         self.store = store
 
     def __del__(self) -> None:
-        self.store._workers.defer(self.store._release_key, self.key)  # noqa: SLF001
+        self.store._workers.defer(self.store._release_key, self.key)
 
     def __repr__(self) -> str:
         return f"Token({self.key})"
@@ -188,8 +188,8 @@ class BackingStore:
             if key not in tracked:
                 return
             self.hook.delete_persisted(path=tracked.path, key=key)
-            with tracked._lock:  # noqa: SLF001
-                tracked._keys.discard(key)  # noqa: SLF001
+            with tracked._lock:
+                tracked._keys.discard(key)
 
     # -- lifetime ---------------------------------------------------------------
 
@@ -220,7 +220,7 @@ class BackingStore:
                 self._calls.shutdown(wait=True)
             self.hook.shutdown()
 
-    def __enter__(self) -> BackingStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -298,8 +298,8 @@ class BackingStore:
             if token.key in tracked:
                 return False
             self.hook.persist(dest_path=tracked.path, key=token.key)
-            with tracked._lock:  # noqa: SLF001
-                tracked._keys.add(token.key)  # noqa: SLF001
+            with tracked._lock:
+                tracked._keys.add(token.key)
         return True
 
     def register_blob(self, tracked: TrackedPath, key: uuid.UUID) -> Token | None:
@@ -358,7 +358,7 @@ class BackingStore:
             raise TypeError(
                 f"expected a TrackedPath from store.track_path(location), got {type(tracked).__name__}: {tracked!r}"
             )
-        if tracked._store is not self:  # noqa: SLF001
+        if tracked._store is not self:
             raise ValueError(f"{tracked!r} is tracked by another store; track it with this store first")
 
 

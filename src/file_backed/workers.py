@@ -8,7 +8,7 @@ import queue
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["Workers"]
 
@@ -125,7 +125,7 @@ class Workers:
                 with self._lock:
                     self._claim_deferred_locked()
                 continue
-            fn, args = item  # type: ignore[misc]
+            fn, args = cast(_Task, item)
             try:
                 fn(*args)
             except BaseException as error:  # noqa: BLE001 - kept and re-raised by the store

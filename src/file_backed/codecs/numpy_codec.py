@@ -33,7 +33,7 @@ class NumpyCodec(Codec):
         np.lib.format.write_array_header_2_0(
             header, {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": fortran, "shape": array.shape}
         )
-        data = memoryview(array.reshape(-1, order="F" if fortran else "C")).cast("B") if array.size else b""
+        data = memoryview(array.reshape(-1, order="F" if fortran else "C")).cast("B") if array.size else b""  # type: ignore[arg-type]
         return [header.getvalue(), data]  # the header starts with the .npy magic
 
     def decode(self, data: memoryview) -> Any:
