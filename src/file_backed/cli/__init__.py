@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from file_backed.cli.demo import demo
+from file_backed.cli.inspect import ls, verify
 
 __all__ = ["main"]
 
@@ -15,3 +16,5 @@ def main() -> None:
 
 
 main.add_command(demo)
+main.add_command(ls)
+main.add_command(verify)
