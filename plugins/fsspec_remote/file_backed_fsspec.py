@@ -1,0 +1,485 @@
+"""The ``fsspec`` backend: the temporary area and persisted locations on any fsspec URL.
+
+The blob of key ``K`` is ``<root>/<K.hex[:2]>/<K.hex>`` under the temporary
+area's URL and under every persisted location, as in the ``fs_hardlink``
+backend, in the shared checksummed blob format (`file_backed.blob`).
+
+How a blob is written depends on the filesystem (`FsspecLocation.kind`):
+
+``local``
+    The local disk (`fsspec.implementations.local.LocalFileSystem`): a
+    temporary name ``.<K.hex>.<16 hex>.tmp`` in the shard directory, renamed
+    into place with `os.replace`. Copies into persisted locations are fsynced
+    before the rename.
+``object``
+    Object stores (S3, GCS, Azure) and ``memory://``: a whole object in one
+    request (``pipe_file``, a single PUT; a large one is a multipart upload,
+    which is equally all-or-nothing). Copies within one store are server-side
+    (``cp_file``, a single CopyObject).
+``rename``
+    Any other filesystem: the temporary name, then ``mv``.
+
+Persist and register copy: server-side when source and destination are the
+same filesystem (equal fsspec instances: same class and options), otherwise
+streamed in `CHUNK_SIZE` pieces, so memory stays bounded whatever the blob's
+size (a large blob streamed into an object store goes to a temporary object
+first, then is copied into place server-side).
+
+Every failure of a filesystem or object store (network error, timeout,
+permission, missing bucket) raises `RemoteStoreError`, whose message names the
+URL; a missing blob raises `file_backed.BlobNotFoundError` and a changed one
+`file_backed.CorruptBlobError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import logging
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, Any, Literal
+
+import attrs
+import fsspec
+from fsspec.core import split_protocol
+from fsspec.implementations.local import LocalFileSystem
+
+from file_backed import BlobNotFoundError, Codec, ConfigError, FileBackedError, hookimpl
+from file_backed.blob import decode_blob, encode_blob
+from file_backed.codecs.base import Buffer
+
+__all__ = ["CHUNK_SIZE", "FsspecBackend", "FsspecLocation", "RemoteStoreError"]
+
+logger = logging.getLogger("file_backed.fsspec")
+
+#: Bytes read and written at a time when a blob is streamed between filesystems.
+CHUNK_SIZE = 8 * 2**20
+
+_SHARDS = tuple(f"{i:02x}" for i in range(256))
+_BLOB_NAME = re.compile(r"[0-9a-f]{32}")
+_TEMP_NAME = re.compile(r"\.([0-9a-f]{32})\.[0-9a-f]{16}\.tmp")
+#: Protocols whose single put is atomic and durable when it returns.
+_OBJECT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
+#: Object stores whose first path component is a bucket (container) that must exist.
+_BUCKET_PROTOCOLS = _OBJECT_PROTOCOLS - {"memory"}
+
+Kind = Literal["local", "object", "rename"]
+
+
+class RemoteStoreError(FileBackedError, OSError):
+    """A filesystem or object store failed: network error, timeout, permission,
+    missing bucket. The message names the URL; ``__cause__`` is the original
+    exception."""
+
+
+@attrs.frozen
+class FsspecLocation:
+    """A place blobs live: a filesystem and a root path on it.
+
+    The persist-path object of this backend (what `prepare_path` returns and
+    `TrackedPath.path` holds). Immutable and safe to share between threads.
+    """
+
+    #: The fsspec filesystem instance.
+    fs: Any = attrs.field(repr=False)
+    #: The root path on `fs`, without protocol or trailing slash.
+    root: str
+    #: The root as a URL, for messages.
+    url: str
+    #: How blobs are written here (see the module docstring).
+    kind: Kind
+
+    def blob(self, key: uuid.UUID) -> str:
+        """The path of `key`'s blob on `fs`."""
+        name = key.hex
+        return f"{self.root}/{name[:2]}/{name}"
+
+    def blob_url(self, key: uuid.UUID) -> str:
+        """The URL of `key`'s blob, for messages."""
+        name = key.hex
+        return f"{self.url}/{name[:2]}/{name}"
+
+
+class FsspecBackend:
+    """Backend plugin storing blobs on fsspec filesystems.
+
+    Options
+    -------
+    url:
+        The temporary area, an fsspec URL (``s3://bucket/prefix``,
+        ``memory://name``, ``file:///path``) or a local path. Default: a new
+        local temporary directory, removed by `shutdown` (when the store
+        closes). A given location is never removed; blobs a crashed process
+        left there are kept, its partial writes removed.
+    storage_options:
+        Keyword arguments for the fsspec filesystems, either flat (given to
+        every filesystem this backend opens: the temporary area's and every
+        persisted location's) or keyed by URL protocol
+        (``{"s3": {...}, "gs": {...}}``; a URL without a protocol is
+        ``"file"``), when every key is a protocol fsspec knows and every value
+        a mapping.
+
+    Notes on thread safety: hooks may run concurrently on any threads; the
+    backend keeps no mutable state besides what the fsspec filesystems guard
+    themselves.
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: Codec,
+        url: str | os.PathLike[str] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.codec = codec
+        self._options = dict(storage_options or {})
+        self._by_protocol = _is_keyed_by_protocol(self._options)
+        self._owned_dir = tempfile.mkdtemp(prefix="file_backed-fsspec-") if url is None else None
+        try:
+            self.root = self.prepare_path(self._owned_dir if url is None else url)
+            self.sanitize_path(self.root)
+        except BaseException:
+            self._remove_owned_dir()
+            raise
+
+    def __repr__(self) -> str:
+        return f"FsspecBackend({self.root.url!r}, codec={self.codec.name!r})"
+
+    # -- temporary area ----------------------------------------------------------------
+
+    @hookimpl
+    def store(self, key: uuid.UUID, data: Any) -> int:
+        buffers, size = encode_blob(self.codec, data)
+        with _failures(f"write {self.root.blob_url(key)}"):
+            _put(self.root, key, buffers, durable=False)
+        return size
+
+    @hookimpl
+    def load(self, key: uuid.UUID) -> Any:
+        url = self.root.blob_url(key)
+        with _failures(f"read {url}", missing=f"no blob for key {key} at {url}"):
+            blob = _get(self.root, key)
+        return decode_blob(self.codec, blob, source=f"blob {key} ({url})")
+
+    @hookimpl
+    def delete(self, key: uuid.UUID) -> None:
+        _remove(self.root, key)
+
+    # -- persisted locations -----------------------------------------------------------
+
+    @hookimpl
+    def prepare_path(self, location: object) -> FsspecLocation:
+        if isinstance(location, FsspecLocation):
+            return location
+        if not isinstance(location, str | os.PathLike):
+            raise TypeError(f"an fsspec location is a URL or a path, not {type(location).__name__}: {location!r}")
+        url = os.fspath(location)
+        protocol = split_protocol(url)[0] or "file"
+        try:
+            fs, root = fsspec.url_to_fs(url, **self._options_for(protocol))
+        except ImportError as error:
+            hint = " (pip install 'file-backed-fsspec[s3]')" if protocol in ("s3", "s3a") else ""
+            raise ConfigError(f"{url}: {error}{hint}") from error
+        except ValueError as error:
+            raise ConfigError(f"{url}: {error}") from error
+        root = root.rstrip("/")
+        if not root:
+            raise ConfigError(f"{url}: a location needs a path below the filesystem's root")
+        kind: Kind = "rename"
+        if isinstance(fs, LocalFileSystem):
+            kind = "local"
+        elif protocol in _OBJECT_PROTOCOLS:
+            kind = "object"
+        prepared = FsspecLocation(fs=fs, root=root, url=fs.unstrip_protocol(root), kind=kind)
+        with _failures(f"prepare {prepared.url}"):
+            _create(prepared, protocol)
+        return prepared
+
+    @hookimpl
+    def sanitize_path(self, path: FsspecLocation) -> list[uuid.UUID]:
+        """One recursive listing: names of 32 lowercase hex digits in their shard are
+        keys; this library's partial writes (``.<hex>.<16 hex>.tmp``) are removed;
+        anything else is left alone."""
+        with _failures(f"list {path.url}"):
+            path.fs.invalidate_cache(path.root)
+            try:
+                found = path.fs.find(path.root, withdirs=False, detail=False)
+            finally:
+                path.fs.invalidate_cache(path.root)  # fsspec would otherwise keep the whole listing
+        keys: list[uuid.UUID] = []
+        foreign = 0
+        prefix = path.root + "/"
+        for entry in found:
+            parts = entry[len(prefix) :].split("/") if entry.startswith(prefix) else []
+            if len(parts) != 2:
+                foreign += 1
+                continue
+            shard, name = parts
+            if _BLOB_NAME.fullmatch(name) and name.startswith(shard):
+                keys.append(uuid.UUID(hex=name))
+            elif (partial := _TEMP_NAME.fullmatch(name)) and partial.group(1).startswith(shard):
+                action = f"remove the partial write {path.fs.unstrip_protocol(entry)}"
+                with _failures(action), contextlib.suppress(FileNotFoundError):
+                    path.fs.rm_file(entry)
+            else:
+                foreign += 1
+        if foreign:
+            logger.info("%s: left %d entries alone that are not blobs of this library", path.url, foreign)
+        return keys
+
+    @hookimpl
+    def persist(self, dest_path: FsspecLocation, key: uuid.UUID) -> None:
+        _copy(self.root, dest_path, key, durable=True)
+
+    @hookimpl
+    def register(self, src_path: FsspecLocation, key: uuid.UUID) -> None:
+        _copy(src_path, self.root, key, durable=False)
+
+    @hookimpl
+    def delete_persisted(self, path: FsspecLocation, key: uuid.UUID) -> None:
+        _remove(path, key)
+
+    @hookimpl
+    def sync_persisted(self, path: FsspecLocation) -> None:
+        """On the local disk, flush the filesystem holding `path` (``syncfs``, else
+        ``sync``). A no-op elsewhere: an object store's PUT, copy and DELETE are
+        durable when they return, and fsspec offers no fsync for other
+        filesystems."""
+        if path.kind == "local":
+            with _failures(f"sync {path.url}"):
+                _sync_filesystem(path.root)
+
+    @hookimpl
+    def shutdown(self) -> None:
+        self._remove_owned_dir()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _options_for(self, protocol: str) -> dict[str, Any]:
+        if self._by_protocol:
+            return dict(self._options.get(protocol, {}))
+        return dict(self._options)
+
+    def _remove_owned_dir(self) -> None:
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+            self._owned_dir = None
+
+
+# -- storage operations (each raises what the filesystem raises) -------------------------------
+
+
+def _create(location: FsspecLocation, protocol: str) -> None:
+    """Make `location` usable: shard directories where directories are real, and a
+    check that the bucket exists (buckets are never created implicitly)."""
+    if location.kind == "local":
+        for shard in _SHARDS:
+            os.makedirs(f"{location.root}/{shard}", exist_ok=True)
+    elif location.kind == "rename":
+        for shard in _SHARDS:
+            location.fs.makedirs(f"{location.root}/{shard}", exist_ok=True)
+    elif protocol in _BUCKET_PROTOCOLS:
+        bucket = location.root.split("/", 1)[0]
+        if not location.fs.exists(bucket):
+            raise RemoteStoreError(f"{location.url}: bucket {bucket!r} does not exist or is not accessible")
+
+
+def _put(location: FsspecLocation, key: uuid.UUID, buffers: Sequence[Buffer], *, durable: bool) -> None:
+    """Write the blob of `key` atomically: either no blob or the whole one under its
+    final name. `durable` fsyncs a local file before it is renamed into place."""
+    final = location.blob(key)
+    if location.kind == "object":
+        location.fs.pipe_file(final, buffers[0] if len(buffers) == 1 else b"".join(buffers))
+        return
+    with _temporary(location, final) as (temporary, file):
+        for buffer in buffers:
+            file.write(buffer)
+        _finish(location, file, durable=durable)
+    _move_into_place(location, temporary, final)
+
+
+def _put_stream(location: FsspecLocation, key: uuid.UUID, reader: IO[bytes], *, durable: bool) -> None:
+    """Like `_put`, reading the blob from `reader` in `CHUNK_SIZE` pieces."""
+    final = location.blob(key)
+    with _temporary(location, final) as (temporary, file):
+        shutil.copyfileobj(reader, file, CHUNK_SIZE)
+        _finish(location, file, durable=durable)
+    _move_into_place(location, temporary, final)
+
+
+@contextlib.contextmanager
+def _temporary(location: FsspecLocation, final: str) -> Iterator[tuple[str, IO[bytes]]]:
+    """A new file under a temporary name beside `final`, open for writing; removed
+    again if the block (or the move that follows it) does not complete."""
+    temporary = _temporary_name(final)
+    file: IO[bytes]
+    if location.kind == "local":
+        file = open(temporary, "xb")  # noqa: SIM115 - closed below
+    else:
+        file = location.fs.open(temporary, "wb", block_size=CHUNK_SIZE)
+    try:
+        with file:
+            yield temporary, file
+    except BaseException:
+        _discard(location, temporary)
+        raise
+
+
+def _temporary_name(final: str) -> str:
+    """``.<name>.<16 hex>.tmp`` beside `final`: unique, and recognised by `sanitize_path`."""
+    directory, name = final.rsplit("/", 1)
+    return f"{directory}/.{name}.{secrets.token_hex(8)}.tmp"
+
+
+def _finish(location: FsspecLocation, file: IO[bytes], *, durable: bool) -> None:
+    if durable and location.kind == "local":
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _move_into_place(location: FsspecLocation, temporary: str, final: str) -> None:
+    try:
+        if location.kind == "local":
+            os.replace(temporary, final)
+        elif location.kind == "object":
+            location.fs.cp_file(temporary, final)
+            location.fs.rm_file(temporary)
+        else:
+            location.fs.mv(temporary, final)
+    except BaseException:
+        _discard(location, temporary)
+        raise
+
+
+def _discard(location: FsspecLocation, temporary: str) -> None:
+    """Remove a partial write, best effort: `sanitize_path` removes what is left."""
+    try:
+        location.fs.rm_file(temporary)
+    except Exception as error:  # noqa: BLE001 - the original failure is what the caller reports
+        logger.debug("could not remove the partial write %s: %s", location.fs.unstrip_protocol(temporary), error)
+
+
+def _get(location: FsspecLocation, key: uuid.UUID) -> bytearray:
+    """The blob of `key`, whole, in a writable buffer (codecs decode without copying)."""
+    path = location.blob(key)
+    if location.kind != "local":
+        return bytearray(location.fs.cat_file(path))
+    with open(path, "rb", buffering=0) as file:
+        blob = bytearray(os.fstat(file.fileno()).st_size)
+        view = memoryview(blob)
+        while view.nbytes:
+            count = file.readinto(view)
+            if not count:
+                return blob[: len(blob) - view.nbytes]  # truncated meanwhile: the checksum reports it
+            view = view[count:]
+    return blob
+
+
+def _remove(location: FsspecLocation, key: uuid.UUID) -> None:
+    """Delete the blob of `key`; a blob already gone is not an error."""
+    with _failures(f"delete {location.blob_url(key)}"), contextlib.suppress(FileNotFoundError):
+        location.fs.rm_file(location.blob(key))
+
+
+def _copy(source: FsspecLocation, target: FsspecLocation, key: uuid.UUID, *, durable: bool) -> None:
+    """Copy the blob of `key` from `source` to `target` atomically: server-side on one
+    filesystem, streamed with bounded memory across filesystems."""
+    src, dst = source.blob(key), target.blob(key)
+    action = f"copy {source.blob_url(key)} to {target.blob_url(key)}"
+    try:
+        with _failures(action):
+            if source.fs == target.fs and target.kind == "object":
+                target.fs.cp_file(src, dst)
+            elif source.fs == target.fs and target.kind == "local":
+                with _temporary(target, dst) as (temporary, file), open(src, "rb") as reader:
+                    shutil.copyfileobj(reader, file, CHUNK_SIZE)
+                    _finish(target, file, durable=durable)
+                _move_into_place(target, temporary, dst)
+            elif source.fs == target.fs:
+                temporary = _temporary_name(dst)
+                try:
+                    target.fs.cp_file(src, temporary)
+                except BaseException:
+                    _discard(target, temporary)
+                    raise
+                _move_into_place(target, temporary, dst)
+            elif source.fs.size(src) <= CHUNK_SIZE:
+                _put(target, key, [source.fs.cat_file(src)], durable=durable)
+            else:
+                with source.fs.open(src, "rb", block_size=CHUNK_SIZE) as reader:
+                    _put_stream(target, key, reader, durable=durable)
+    except RemoteStoreError as error:
+        if isinstance(error.__cause__, FileNotFoundError) and not _exists(source, src):
+            raise BlobNotFoundError(f"no blob for key {key} at {source.blob_url(key)}") from None
+        raise
+
+
+def _exists(location: FsspecLocation, path: str) -> bool:
+    with _failures(f"look up {location.fs.unstrip_protocol(path)}"):
+        location.fs.invalidate_cache(path)
+        return bool(location.fs.exists(path))
+
+
+# -- errors and durability --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _failures(action: str, *, missing: str | None = None) -> Iterator[None]:
+    """Turn a filesystem failure inside the block into `RemoteStoreError` (or, with
+    `missing`, a `FileNotFoundError` into `BlobNotFoundError(missing)`). `action`
+    says what was attempted, with the URL."""
+    try:
+        yield
+    except FileBackedError:
+        raise
+    except FileNotFoundError as error:
+        if missing is not None:
+            raise BlobNotFoundError(missing) from error
+        raise RemoteStoreError(f"cannot {action}: {_describe(error)}") from error
+    except Exception as error:
+        raise RemoteStoreError(f"cannot {action}: {_describe(error)}") from error
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _is_keyed_by_protocol(options: Mapping[str, Any]) -> bool:
+    """Whether `options` maps protocols to their options rather than being options."""
+    if not options:
+        return False
+    known = set(fsspec.available_protocols())
+    return all(name in known and isinstance(value, Mapping) for name, value in options.items())
+
+
+def _sync_filesystem(path: str) -> None:
+    """Flush every dirty page and inode of the local filesystem holding `path`."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"syncfs failed: {os.strerror(error)}", path)
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc_syncfs() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
