@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import file_backed as fb
-from tests.conftest import RecordingBackend
+from tests.recording import RecordingBackend
 
 
 async def test_aload_of_evicted_item_loads_it(store: fb.BackingStore, backend: RecordingBackend) -> None:

@@ -53,7 +53,7 @@ def test_backend_missing_hooks_is_rejected() -> None:
 
 
 def test_misspelled_hookimpl_fails_loudly() -> None:
-    from tests.conftest import RecordingBackend
+    from tests.recording import RecordingBackend
 
     class Misspelled(RecordingBackend):
         @fb.hookimpl

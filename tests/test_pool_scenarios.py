@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import file_backed as fb
-from tests.conftest import RecordingBackend
+from tests.recording import RecordingBackend
 
 
 def test_insert_writes_nothing(store: fb.BackingStore, backend: RecordingBackend) -> None:

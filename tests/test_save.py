@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 import file_backed as fb
-from tests.conftest import RecordingBackend
+from tests.recording import RecordingBackend
 
 
 def test_save_persists_syncs_commits_then_prunes(store: fb.BackingStore, backend: RecordingBackend) -> None:
