@@ -1,0 +1,1 @@
+"""Durability and reliability: tests that kill, fill and corrupt."""
