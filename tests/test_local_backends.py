@@ -174,3 +174,13 @@ def test_corrupt_blob_raises_corrupt_blob_error(tmp_path: Path) -> None:
         with pytest.raises(fb.CorruptBlobError, match=handle.key.hex[:8]):
             handle.get()
         assert not handle.resident
+
+
+def test_store_dropped_without_close_removes_its_temporary_area() -> None:
+    store = fb.open_store("fs_hardlink")
+    root = store.backend.root  # type: ignore[attr-defined]
+    fb.FBPool(store, max_items=1).insert("x").write_now()
+    store.finished()  # queued work holds the store until it has run
+    del store
+    gc.collect()
+    assert not root.exists()

@@ -63,3 +63,28 @@ def test_misspelled_hookimpl_fails_loudly() -> None:
 
     with pytest.raises(pluggy.PluginValidationError, match="stor"):
         fb.BackingStore(Misspelled())
+
+
+def test_broken_entry_point_is_skipped_and_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from file_backed import plugins
+
+    real = importlib.metadata.entry_points
+
+    def with_broken(*, group: str) -> list[importlib.metadata.EntryPoint]:
+        found = list(real(group=group))
+        if group == plugins.BACKENDS_GROUP:
+            found.append(importlib.metadata.EntryPoint("broken", "no_such_module:Backend", group))
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", with_broken)
+    plugins.refresh()
+    try:
+        assert "broken" not in fb.available_backends()
+        assert "memory" in fb.available_backends()
+        with pytest.raises(fb.PluginNotFoundError, match="failed to load: ModuleNotFoundError"):
+            fb.open_store("broken")
+    finally:
+        monkeypatch.undo()
+        plugins.refresh()

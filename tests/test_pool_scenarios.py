@@ -427,3 +427,15 @@ def test_store_closed_rejects_use(backend: RecordingBackend) -> None:
         pool.insert("x")
     with pytest.raises(fb.StoreClosedError):
         store.track_path("p")
+
+
+def test_insert_never_waits_for_an_eviction_write(store: fb.BackingStore, backend: RecordingBackend) -> None:
+    pool = fb.FBPool(store, max_items=1)
+    first = pool.insert("held in the write")
+    entered, release = backend.gate(first.key)
+    pool.insert("second")
+    assert entered.wait(10)
+    later = [pool.insert(i) for i in range(5)]  # returns while the first write is still held
+    assert not release.is_set() and later[-1].resident
+    release.set()
+    store.finished()

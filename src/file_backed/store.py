@@ -146,6 +146,9 @@ class BackingStore:
         self._use_counts: dict[uuid.UUID, weakref.ref[Token]] = {}
         self._key_locks = tuple(threading.Lock() for _ in range(_KEY_LOCKS))
         self._closed = False
+        # A store dropped without close() (or still open at exit) stops its
+        # threads and lets the backend release what it holds.
+        self._abandoned = weakref.finalize(self, _abandon, self._workers, self.hook)
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
@@ -215,6 +218,7 @@ class BackingStore:
             self.finished()
         finally:
             self._closed = True
+            self._abandoned.detach()
             self._workers.shutdown()
             if self._calls is not None:
                 self._calls.shutdown(wait=True)
@@ -372,6 +376,11 @@ def as_key(key: object) -> uuid.UUID:
         except ValueError:
             raise ValueError(f"not a key (a UUID): {key!r}") from None
     raise TypeError(f"a key is a uuid.UUID or its text, not {type(key).__name__}: {key!r}")
+
+
+def _abandon(workers: Workers, hook: Any) -> None:
+    workers.shutdown(wait=False)
+    hook.shutdown()
 
 
 def _hand_over(done: concurrent.futures.Future[R], receiver: Callable[[R], object]) -> None:

@@ -83,8 +83,9 @@ class Workers:
             errors, self._errors = self._errors, []
         return errors
 
-    def shutdown(self) -> None:
-        """Stop the threads once the queued tasks have run; later `spawn` raises."""
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop the threads once the queued tasks have run (waiting for them when
+        `wait`); later `spawn` raises."""
         with self._lock:
             if self._closed:
                 return
@@ -92,9 +93,10 @@ class Workers:
             threads = list(self._threads)
         for _ in threads:
             self._tasks.put(_STOP)
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join()
+        if wait:
+            for thread in threads:
+                if thread is not threading.current_thread():
+                    thread.join()
 
     def _start_locked(self) -> None:
         while len(self._threads) < self.count:
