@@ -1,0 +1,30 @@
+"""The backend conformance suite, shipped for backend authors.
+
+Two ways to run it against a backend:
+
+* ``pytest --fb-backend NAME`` (options with ``--fb-option KEY=VALUE``) runs
+  the suite against the installed backend ``NAME``; the ``pytest11`` entry
+  point of this distribution adds the option.
+* Subclass `BackendTests` in a test module and override its ``make_backend``
+  fixture (and ``location`` / ``corrupt_blob`` where they apply), the way
+  fsspec's ``fsspec.tests.abstract`` classes are used::
+
+      import pytest
+      from file_backed.testing import BackendTests, backend_by_name
+
+      class TestMyBackend(BackendTests):
+          @pytest.fixture
+          def make_backend(self, tmp_path):
+              return backend_by_name("mine", root=str(tmp_path / "temporary"))
+
+Every test checks one point of the hook contract in API.md (see
+`file_backed.hookspecs`).
+"""
+
+import pytest
+
+pytest.register_assert_rewrite("file_backed.testing.suite")
+
+from file_backed.testing.suite import BackendFactory, BackendTests, BlobCorrupter, backend_by_name  # noqa: E402
+
+__all__ = ["BackendFactory", "BackendTests", "BlobCorrupter", "backend_by_name"]

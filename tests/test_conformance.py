@@ -1,0 +1,109 @@
+"""The conformance suite (`file_backed.testing`) against every bundled backend,
+the sqlite example, and the fsspec backend when it is installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import file_backed as fb
+from file_backed.testing import BackendFactory, BackendTests, BlobCorrupter, backend_by_name
+
+
+def _flip_last_byte(file: Path) -> None:
+    data = bytearray(file.read_bytes())
+    data[-1] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+class TestMemoryBackend(BackendTests):
+    @pytest.fixture
+    def make_backend(self) -> BackendFactory:
+        return backend_by_name("memory")
+
+    @pytest.fixture
+    def location(self) -> object:
+        return f"conformance-{uuid.uuid4()}"
+
+    @pytest.fixture
+    def corrupt_blob(self) -> BlobCorrupter:
+        def corrupt(backend: object, key: uuid.UUID) -> None:
+            blobs = backend._blobs  # type: ignore[attr-defined]  # noqa: SLF001 - our own backend
+            blob = bytearray(blobs[key])
+            blob[-1] ^= 0xFF
+            blobs[key] = bytes(blob)
+
+        return corrupt
+
+
+class TestFsHardlinkBackend(BackendTests):
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> BackendFactory:
+        counter = iter(range(1_000))
+        factory = fb.available_backends()["fs_hardlink"]
+        return lambda codec: factory(codec=codec, path=tmp_path / f"temporary-{next(counter)}")
+
+    @pytest.fixture
+    def corrupt_blob(self) -> BlobCorrupter:
+        def corrupt(backend: object, key: uuid.UUID) -> None:
+            _flip_last_byte(backend.root / key.hex[:2] / key.hex)  # type: ignore[attr-defined]
+
+        return corrupt
+
+
+class TestSqliteExampleBackend(BackendTests):
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> BackendFactory:
+        if "sqlite" not in fb.available_backends():
+            pytest.fail("the sqlite example (examples/sqlite_backend) is not installed")
+        counter = iter(range(1_000))
+        factory = fb.available_backends()["sqlite"]
+        return lambda codec: factory(codec=codec, database=tmp_path / f"temporary-{next(counter)}.sqlite")
+
+    @pytest.fixture
+    def location(self, tmp_path: Path) -> object:
+        return tmp_path / "persisted.sqlite"
+
+    @pytest.fixture
+    def corrupt_blob(self) -> BlobCorrupter:
+        import sqlite3
+
+        def corrupt(backend: object, key: uuid.UUID) -> None:
+            with sqlite3.connect(backend.database) as connection:  # type: ignore[attr-defined]
+                (data,) = connection.execute("SELECT data FROM blobs WHERE key = ?", (key.bytes,)).fetchone()
+                changed = bytearray(data)
+                changed[-1] ^= 0xFF
+                connection.execute("UPDATE blobs SET data = ? WHERE key = ?", (bytes(changed), key.bytes))
+            connection.close()
+
+        return corrupt
+
+
+class TestFsspecBackend(BackendTests):
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> BackendFactory:
+        if "fsspec" not in fb.available_backends():
+            pytest.skip("the fsspec backend (plugins/fsspec_remote) is not installed")
+        counter = iter(range(1_000))
+        factory = fb.available_backends()["fsspec"]
+        return lambda codec: factory(codec=codec, url=(tmp_path / f"temporary-{next(counter)}").as_uri())
+
+    @pytest.fixture
+    def location(self, tmp_path: Path) -> object:
+        return (tmp_path / "persisted").as_uri()
+
+
+def test_fb_backend_option_runs_the_suite_against_a_named_backend(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--fb-backend", "memory", "-q", "-p", "no:cacheprovider", "-x"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed" in result.stdout and "failed" not in result.stdout
