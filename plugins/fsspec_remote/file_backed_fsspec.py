@@ -288,8 +288,10 @@ def _create(location: FsspecLocation, protocol: str) -> None:
             location.fs.makedirs(f"{location.root}/{shard}", exist_ok=True)
     elif protocol in _BUCKET_PROTOCOLS:
         bucket = location.root.split("/", 1)[0]
-        if not location.fs.exists(bucket):
-            raise RemoteStoreError(f"{location.url}: bucket {bucket!r} does not exist or is not accessible")
+        try:
+            location.fs.info(bucket)
+        except FileNotFoundError:
+            raise RemoteStoreError(f"{location.url}: bucket {bucket!r} does not exist") from None
 
 
 def _put(location: FsspecLocation, key: uuid.UUID, buffers: Sequence[Buffer], *, durable: bool) -> None:
