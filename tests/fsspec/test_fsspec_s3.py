@@ -183,9 +183,7 @@ def test_cross_filesystem_persist_and_register(
     memory.rm(in_memory, recursive=True)
 
 
-def test_register_of_a_key_missing_behind_the_stores_back(
-    bucket: str, s3_options: dict[str, Any], s3: Any
-) -> None:
+def test_register_of_a_key_missing_behind_the_stores_back(bucket: str, s3_options: dict[str, Any], s3: Any) -> None:
     with fb.open_store("fsspec", url=f"s3://{bucket}/temporary", storage_options=s3_options) as store:
         pool = fb.FBPool(store, max_items=1)
         tracked = store.track_path(f"s3://{bucket}/persisted")

@@ -190,7 +190,7 @@ def test_threads_inserting_then_loading_through_a_small_pool(area: Any) -> None:
                 try:
                     start.wait()
                     target(number)
-                except BaseException as error:  # reported by the main thread
+                except BaseException as error:  # noqa: BLE001 - reported by the main thread
                     errors.append(error)
 
             threads = [threading.Thread(target=guarded, args=(n,)) for n in range(4)]
