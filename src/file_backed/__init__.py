@@ -10,6 +10,7 @@
 """
 
 from file_backed.codecs.base import Codec
+from file_backed.config import FileBackedConfig, load_config, open_pool
 from file_backed.errors import (
     BackgroundTaskError,
     BlobNotFoundError,
@@ -36,6 +37,7 @@ __all__ = [
     "CorruptBlobError",
     "FBPool",
     "Fb",
+    "FileBackedConfig",
     "FileBackedError",
     "PluginNotFoundError",
     "PoolStats",
@@ -49,6 +51,8 @@ __all__ = [
     "available_plugins",
     "hookimpl",
     "hookspec",
+    "load_config",
+    "open_pool",
     "open_store",
     "save",
 ]

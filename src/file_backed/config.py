@@ -193,9 +193,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(lambda type_: type_ == Mapping[str, Any], _structure_table)
     converter.register_structure_hook(
         FileBackedConfig,
-        make_dict_structure_fn(
-            FileBackedConfig, converter, _cattrs_forbid_extra_keys=True, source=override(omit=True)
-        ),
+        make_dict_structure_fn(FileBackedConfig, converter, _cattrs_forbid_extra_keys=True, source=override(omit=True)),
     )
     return converter
 
@@ -291,9 +289,7 @@ def _read_source(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> t
             return {}, "<defaults>"
         return _read_file(found)
     if not isinstance(source, str | os.PathLike):
-        raise ConfigError(
-            f"a configuration source is a path or a mapping, not {type(source).__name__}: {source!r}"
-        )
+        raise ConfigError(f"a configuration source is a path or a mapping, not {type(source).__name__}: {source!r}")
     path = Path(source).expanduser()
     if path.is_dir():
         for name in (CONFIG_FILE, PYPROJECT_FILE):
@@ -312,15 +308,11 @@ def _check_name(kind: str, group: str, name: str, path: str) -> list[str]:
     names = sorted(installed(group))
     if name in names:
         return []
-    return [
-        f"{path}: {kind} {name!r} is not installed.{_closest(name, names)} "
-        f"Installed {kind}s: {', '.join(names) or '(none)'}."
-    ]
+    closest = _closest(name, names)
+    return [f"{path}: {kind} {name!r} is not installed.{closest} Installed {kind}s: {', '.join(names) or '(none)'}."]
 
 
-def _check_options(
-    what: str, load: Callable[[], Any], options: Mapping[str, Any], path: str
-) -> list[str]:
+def _check_options(what: str, load: Callable[[], Any], options: Mapping[str, Any], path: str) -> list[str]:
     """Problems of `options` against the keyword parameters of the callable `load()` returns."""
     try:
         target = load()

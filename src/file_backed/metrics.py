@@ -114,7 +114,7 @@ def _timed(hook: str) -> Callable[[Metrics], Generator[None, Any, Any]]:
 
     wrapper.__name__ = wrapper.__qualname__ = hook
     wrapper.__doc__ = f"Measure the ``{hook}`` hook."
-    return hookimpl(wrapper=True)(wrapper)  # type: ignore[no-any-return]
+    return hookimpl(wrapper=True)(wrapper)
 
 
 class Metrics:

@@ -25,6 +25,6 @@ import pytest
 
 pytest.register_assert_rewrite("file_backed.testing.suite")
 
-from file_backed.testing.suite import BackendFactory, BackendTests, BlobCorrupter, backend_by_name  # noqa: E402
+from file_backed.testing.suite import BackendFactory, BackendTests, BlobCorrupter, backend_by_name
 
 __all__ = ["BackendFactory", "BackendTests", "BlobCorrupter", "backend_by_name"]

@@ -218,9 +218,7 @@ class BackendTests:
 
     # -- atomic store -------------------------------------------------------------------------------
 
-    def test_failed_encoding_propagates_and_leaves_no_blob(
-        self, open_backend: Callable[[Codec], BackingStore]
-    ) -> None:
+    def test_failed_encoding_propagates_and_leaves_no_blob(self, open_backend: Callable[[Codec], BackingStore]) -> None:
         store = open_backend(_FailingCodec())
         key = uuid.uuid4()
         with pytest.raises(_EncodingFailed):
@@ -285,9 +283,7 @@ class BackendTests:
     def test_a_new_location_lists_no_keys(self, path: Any, store: BackingStore) -> None:
         assert list(store.hook.sanitize_path(path=path)) == []
 
-    def test_prepare_path_twice_gives_the_same_listing(
-        self, store: BackingStore, location: object, path: Any
-    ) -> None:
+    def test_prepare_path_twice_gives_the_same_listing(self, store: BackingStore, location: object, path: Any) -> None:
         key = uuid.uuid4()
         store.hook.store(key=key, data="persisted")
         store.hook.persist(dest_path=path, key=key)
