@@ -108,7 +108,14 @@ class Fb(Generic[T]):
         value; use `load_mut`. Raises `BlobNotFoundError` or `CorruptBlobError`
         when the stored blob cannot be loaded (the handle stays usable).
         """
-        return self._pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
+        pool = self._pool
+        with pool._lock:  # the hit path, inlined
+            if self._value is not ABSENT and not self._writer and not pool._dead:
+                self._readers += 1
+                pool._counts["hits"] += 1
+                pool._enter_locked(self)
+                return ReadGuard(self, self._value)
+        return pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
 
     def load_mut(self) -> WriteGuard[T]:
         """Acquire the exclusive guard, loading the value if needed.
@@ -197,23 +204,17 @@ class _Guard(Generic[T]):
     def release(self) -> None:
         """Release the guard; idempotent. The guard then holds no reference to the
         value or the handle."""
-        item = self._item
-        if item is None:
-            return
-        self._item = None
-        self._release(item)
-        del self.value
-
-    def _release(self, item: Fb[T]) -> None:
         raise NotImplementedError
 
     def __del__(self) -> None:
         item = self._item
         if item is not None:
             self._item = None
-            item._pool.store.defer(self._release_later(item))
+            self._release_later(item)
 
-    def _release_later(self, item: Fb[T]) -> Callable[[], None]:
+    def _release_later(self, item: Fb[T]) -> None:
+        """Release from a finalizer: deferred to a worker, where taking the pool's
+        lock cannot deadlock with the thread that dropped the guard."""
         raise NotImplementedError
 
 
@@ -223,11 +224,17 @@ class ReadGuard(_Guard[T]):
 
     __slots__ = ()
 
-    def _release(self, item: Fb[T]) -> None:
-        item._pool._release_read(item)
+    def release(self, *_exc_info: object) -> None:
+        item = self._item
+        if item is not None:
+            self._item = None
+            del self.value
+            item._pool._release_read(item)
 
-    def _release_later(self, item: Fb[T]) -> Callable[[], None]:
-        return lambda: item._pool._release_read(item)
+    __exit__ = release
+
+    def _release_later(self, item: Fb[T]) -> None:
+        item._pool.store.defer(item._pool._release_read, item)
 
     def __repr__(self) -> str:
         return f"<ReadGuard {'released' if self._item is None else self._item.key}>"
@@ -239,12 +246,18 @@ class WriteGuard(_Guard[T]):
 
     __slots__ = ()
 
-    def _release(self, item: Fb[T]) -> None:
-        item._pool._release_write(item, self.value)
+    def release(self, *_exc_info: object) -> None:
+        item = self._item
+        if item is not None:
+            self._item = None
+            value = self.value
+            del self.value
+            item._pool._release_write(item, value)
 
-    def _release_later(self, item: Fb[T]) -> Callable[[], None]:
-        value = self.value
-        return lambda: item._pool._release_write(item, value)
+    __exit__ = release
+
+    def _release_later(self, item: Fb[T]) -> None:
+        item._pool.store.defer(item._pool._release_write, item, self.value)
 
     def __repr__(self) -> str:
         return f"<WriteGuard {'released' if self._item is None else self._item.key}>"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Generic, TypeVar
 
 __all__ = ["SegmentedLRU"]
@@ -59,9 +59,11 @@ class SegmentedLRU(Generic[K]):
         """Entries from the front of the front half to the end of the back half."""
         return [*reversed(self._front), *reversed(self._back)]
 
-    def insert(self, entry: K, size: int = 0) -> list[K]:
+    def insert(self, entry: K, size: int = 0) -> Sequence[K]:
         """Enter `entry` at the front (or access it when present); returns the victims."""
-        if entry in self._front or entry in self._back:
+        if entry in self._front:
+            return ()
+        if entry in self._back:
             return self.access(entry)
         self._front[entry] = size
         self.nbytes += size
@@ -74,10 +76,10 @@ class SegmentedLRU(Generic[K]):
         self._back.move_to_end(entry, last=False)
         self.nbytes += size
 
-    def access(self, entry: K) -> list[K]:
+    def access(self, entry: K) -> Sequence[K]:
         """Record an access to a present entry; returns the victims."""
         if entry in self._front:
-            return []
+            return ()
         size = self._back.pop(entry)
         self._front[entry] = size
         return self._rebalance()
@@ -92,7 +94,7 @@ class SegmentedLRU(Generic[K]):
         self.nbytes -= size
         return True
 
-    def _rebalance(self) -> list[K]:
+    def _rebalance(self) -> Sequence[K]:
         while len(self._front) > self.front_capacity:
             entry, size = self._front.popitem(last=False)
             self._back[entry] = size

@@ -228,7 +228,7 @@ class FBPool(Generic[T]):
     def _release_read(self, item: Fb[T]) -> None:
         with self._lock:
             item._readers -= 1
-            if item._readers == 0:
+            if item._readers == 0 and (item._evict_on_release or item._cond is not None):
                 self._after_release_locked(item)
 
     def _release_write(self, item: Fb[T], value: T) -> None:
@@ -323,7 +323,8 @@ class FBPool(Generic[T]):
         falls off. Cancels a pending eviction of `item`."""
         item._evict_on_release = False
         item._drop_after_write = False
-        for ref in self._lru.insert(item._ref, item._size):
+        victims = self._lru.insert(item._ref, item._size)
+        for ref in victims:
             victim = ref()
             if victim is not None:
                 self._evict_locked(victim)
