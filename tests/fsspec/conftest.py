@@ -144,16 +144,19 @@ class Area:
 
 
 @pytest.fixture(params=["file", "memory", "s3"])
-def area(request: pytest.FixtureRequest, tmp_path: Any) -> Area:
+def area(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Area]:
     """The temporary area on the local disk (a ``file://`` URL), on ``memory://``
-    and on the loopback S3 server, each with a fresh root."""
-    unique = uuid.uuid4().hex[:12]
+    (removed afterwards) and on the loopback S3 server, each with a fresh root."""
     if request.param == "file":
         base = f"file://{tmp_path}"
-        return Area("file", f"{base}/temporary", {}, base)
-    if request.param == "memory":
-        base = f"memory://fb-{unique}"
-        return Area("memory", f"{base}/temporary", {}, base)
-    bucket = request.getfixturevalue("bucket")
-    server = request.getfixturevalue("s3_server")
-    return Area("s3", f"s3://{bucket}/temporary", server.storage_options(), f"s3://{bucket}")
+        yield Area("file", f"{base}/temporary", {}, base)
+    elif request.param == "memory":
+        base = f"memory://fb-{uuid.uuid4().hex[:12]}"
+        yield Area("memory", f"{base}/temporary", {}, base)
+        memory = fsspec.filesystem("memory")
+        if memory.exists(base):
+            memory.rm(base, recursive=True)
+    else:
+        bucket = request.getfixturevalue("bucket")
+        server = request.getfixturevalue("s3_server")
+        yield Area("s3", f"s3://{bucket}/temporary", server.storage_options(), f"s3://{bucket}")

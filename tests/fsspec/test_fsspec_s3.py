@@ -4,6 +4,7 @@ listing the bucket; cross-filesystem copies; corruption; a server that dies."""
 from __future__ import annotations
 
 import gc
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -233,3 +234,21 @@ def test_server_stopping_mid_run_keeps_every_value_and_fails_in_bounded_time(sec
     with pytest.raises(fb.BackgroundTaskError):  # the deletes of the dropped handles' blobs
         store.close()
     assert store.closed
+
+
+@pytest.mark.timeout(90)
+def test_a_server_that_never_answers_fails_within_the_configured_timeouts(s3_options: dict[str, Any]) -> None:
+    """A socket that accepts connections (into the kernel's backlog) but never
+    answers: each request ends by its read timeout, retried a bounded number of
+    times, and the failure is a `RemoteStoreError` naming the URL."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        options = {
+            **s3_options,
+            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{silent.getsockname()[1]}"},
+            "config_kwargs": {**s3_options["config_kwargs"], "read_timeout": 1},
+        }
+        with fb.open_store("fsspec", storage_options=options) as store:
+            started = time.monotonic()
+            with pytest.raises(RemoteStoreError, match="s3://silent/persisted.*Timeout"):
+                store.track_path("s3://silent/persisted")
+            assert time.monotonic() - started < 30
