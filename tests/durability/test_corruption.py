@@ -96,7 +96,7 @@ def test_damaged_blobs_never_decode_wrong(codec_name: str, signed: bool) -> None
     for trial in range(trials):
         data, kind = damage(blob, rng)
         detected += expect_original_or_corrupt(
-            lambda: decode_blob(codec, data, source="trial", signing_key=signing_key, context=KEY),
+            lambda data=data: decode_blob(codec, data, source="trial", signing_key=signing_key, context=KEY),
             original,
             f"seed {seed} trial {trial} ({kind})",
         )

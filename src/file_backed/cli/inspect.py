@@ -54,10 +54,10 @@ def blob_files(location: Path) -> Iterator[BlobFile]:
             continue
         with os.scandir(shard_path) as entries:
             for entry in entries:
-                if _BLOB_NAME.fullmatch(entry.name) and entry.name.startswith(shard):
-                    if entry.is_file(follow_symlinks=False):
-                        size = entry.stat(follow_symlinks=False).st_size
-                        found.append(BlobFile(uuid.UUID(hex=entry.name), Path(entry.path), size))
+                name = entry.name
+                if _BLOB_NAME.fullmatch(name) and name.startswith(shard) and entry.is_file(follow_symlinks=False):
+                    size = entry.stat(follow_symlinks=False).st_size
+                    found.append(BlobFile(uuid.UUID(hex=name), Path(entry.path), size))
     yield from sorted(found, key=lambda blob: blob.key.hex)
 
 
