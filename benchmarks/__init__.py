@@ -1,0 +1,1 @@
+"""The file_backed benchmark suite (see docs/benchmarks.md); run it with ``file-backed bench``."""
