@@ -297,3 +297,27 @@ def test_open_pool_with_metrics_counts_hooks() -> None:
 def test_open_pool_wraps_a_rejected_codec_option_value_in_a_config_error() -> None:
     with pytest.raises(fb.ConfigError, match=r"<mapping>:\n  \$\.codec_options: codec 'pickle' rejected"):
         fb.open_pool({"backend": "memory", "codec_options": {"protocol": 2}})
+
+
+# -- the reference documentation ------------------------------------------------------------------------------
+
+REFERENCE = Path(__file__).parents[1] / "docs" / "configuration.md"
+
+
+def test_configuration_reference_documents_exactly_the_keys_of_the_config_class() -> None:
+    import re
+
+    import attrs
+
+    documented = re.findall(r"^### `(\w+)`$", REFERENCE.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    keys = [field.name for field in attrs.fields(FileBackedConfig) if field.name != "source"]
+    assert documented == keys
+
+
+def test_configuration_reference_example_is_valid(tmp_path: Path) -> None:
+    import re
+
+    example = re.search(r"## Example\n\n```toml\n(.*?)```", REFERENCE.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert example is not None
+    config = fb.load_config(write(tmp_path / "file_backed.toml", example.group(1)))
+    assert config.max_bytes == 2 * 2**30
