@@ -18,13 +18,28 @@ Two ways to run it against a backend:
               return backend_by_name("mine", root=str(tmp_path / "temporary"))
 
 Every test checks one point of the hook contract in API.md (see
-`file_backed.hookspecs`).
+`file_backed.hookspecs`). The suite needs pytest and hypothesis; it is
+imported on first use, so the pytest plugin costs nothing otherwise.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 pytest.register_assert_rewrite("file_backed.testing.suite")
 
-from file_backed.testing.suite import BackendFactory, BackendTests, BlobCorrupter, backend_by_name
+if TYPE_CHECKING:
+    from file_backed.testing.suite import BackendFactory, BackendTests, BlobCorrupter, backend_by_name
 
 __all__ = ["BackendFactory", "BackendTests", "BlobCorrupter", "backend_by_name"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the suite (and hypothesis) on first use, not when pytest loads the plugin."""
+    if name in __all__:
+        from file_backed.testing import suite
+
+        return getattr(suite, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
