@@ -96,6 +96,14 @@ class TestFsspecBackend(BackendTests):
     def location(self, tmp_path: Path) -> object:
         return (tmp_path / "persisted").as_uri()
 
+    @pytest.fixture
+    def corrupt_blob(self, tmp_path: Path) -> BlobCorrupter:
+        def corrupt(backend: object, key: uuid.UUID) -> None:
+            (blob,) = tmp_path.glob(f"temporary-*/{key.hex[:2]}/{key.hex}")  # the documented layout
+            _flip_last_byte(blob)
+
+        return corrupt
+
 
 def test_fb_backend_option_runs_the_suite_against_a_named_backend(tmp_path: Path) -> None:
     result = subprocess.run(
