@@ -439,3 +439,32 @@ def test_insert_never_waits_for_an_eviction_write(store: fb.BackingStore, backen
     assert not release.is_set() and later[-1].resident
     release.set()
     store.finished()
+
+
+def test_insert_waits_while_eviction_writes_hold_more_than_a_tenth_of_the_budget(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=10_000)
+    big = pool.insert(bytes(9_000))
+    entered, release = backend.gate(big.key)
+    second = pool.insert(bytes(2_000))  # evicts `big`: its write holds 9 000 bytes > 1 000
+    assert entered.wait(10)
+    inserted = threading.Event()
+    inserter = threading.Thread(target=lambda: (pool.insert(bytes(10)), inserted.set()))
+    inserter.start()
+    assert not inserted.wait(0.1)  # bounded memory: waits for the backlog
+    release.set()
+    inserter.join(10)
+    assert inserted.is_set() and second.resident
+    store.finished()
+
+
+def test_load_mut_of_an_item_larger_than_the_budget(store: fb.BackingStore, backend: RecordingBackend) -> None:
+    pool = fb.FBPool(store, max_items=10, max_bytes=1_000)
+    handle = pool.insert(bytearray(5_000))
+    store.finished()
+    with handle.load_mut() as value:
+        value[0] = 1
+    store.finished()
+    assert not handle.resident  # written again and dropped once released
+    assert handle.get()[0] == 1

@@ -67,8 +67,13 @@ class FBPool(Generic[T]):
         Measures an item's bytes; default `file_backed.sizing.default_sizeof`.
 
     Items held by a guard, and items whose eviction write is running, stay in
-    memory outside the budget until released or written. A failed eviction
-    write keeps its item in memory and retries it on the next eviction.
+    memory outside the budget until released or written. `insert` does not
+    wait for the eviction write it causes; it waits only while the running
+    eviction writes hold more than a tenth of `max_bytes` (without a byte
+    budget: more than `max_items` items or twice the store's worker threads,
+    whichever is more), so memory stays bounded when inserts
+    outpace the store. A failed eviction write keeps its item in memory and
+    retries it on the next eviction.
 
     Notes on thread safety: every method may be called from any thread; the
     item states and the LRU order are guarded by one lock, never held across
@@ -90,6 +95,11 @@ class FBPool(Generic[T]):
         self._lock = threading.Lock()
         self._dead: collections.deque[_ItemRef] = collections.deque()
         self._counts = collections.Counter[str]()
+        # Eviction writes running now, and the condition `insert` waits on
+        # while they hold more than the backlog limit.
+        self._backlog_items = 0
+        self._backlog_bytes = 0
+        self._backlog_done = threading.Condition(self._lock)
 
     @property
     def max_items(self) -> int:
@@ -118,17 +128,26 @@ class FBPool(Generic[T]):
     # -- creating handles ----------------------------------------------------------
 
     def insert(self, value: T) -> Fb[T]:
-        """Put `value` in memory under a new key; never waits for an eviction write."""
+        """Put `value` in memory under a new key. Returns without waiting for the
+        eviction write this causes; waits first while the backlog of running
+        eviction writes is over its limit (see the class notes)."""
         self.store._check_open()
         size = self._sizeof(value)
         item: Fb[T] = Fb(self, uuid.uuid4(), value, None, size)
         with self._lock:
+            while self._backlog_over_locked():
+                self._backlog_done.wait()
             self._purge_locked()
             if self._lru.max_bytes is not None and size > self._lru.max_bytes:
                 self._evict_locked(item)
             else:
                 self._enter_locked(item)
         return item
+
+    def _backlog_over_locked(self) -> bool:
+        if self._lru.max_bytes is not None:
+            return self._backlog_bytes > self._lru.max_bytes // 10
+        return self._backlog_items > max(self._lru.max_items, 2 * self.store.workers)
 
     def register(self, tracked: TrackedPath, key: uuid.UUID | str) -> Fb[T] | None:
         """A handle to `key` persisted at `tracked`, not loaded; None when `key` is
@@ -163,9 +182,10 @@ class FBPool(Generic[T]):
                     return None
                 self._wait_locked(item)
             token = self._start_load_locked(item)
-        return self._load_unlocked(item, token, reader=True)
+        return self._load_unlocked(item, token, guard="read")
 
     def _acquire_write(self, item: Fb[T], *, wait: bool) -> WriteGuard[T] | None:
+        token: Token | None = None
         with self._lock:
             self._purge_locked()
             while True:
@@ -173,22 +193,21 @@ class FBPool(Generic[T]):
                 if free and item._value is not ABSENT and item._readers == 0:
                     if not wait and self._being_evicted(item):
                         return None
+                    self._counts["hits"] += 1
+                    item._writer = True
+                    self._enter_locked(item)
                     break
                 if free and item._value is ABSENT and wait:
                     token = self._start_load_locked(item)
-                    self._lock.release()
-                    try:
-                        self._load_unlocked(item, token, reader=False)
-                    finally:
-                        self._lock.acquire()
-                    continue
+                    break
                 if not wait:
                     return None
                 self._wait_locked(item)
-            item._writer = True
+        if token is not None:
+            self._load_unlocked(item, token, guard="write")
+        with self._lock:  # the item is write-locked: nobody else changes it now
             old_token, item._token = item._token, None
             item._key = uuid.uuid4()
-            self._enter_locked(item)
             guard = WriteGuard(item, item._value)
         del old_token  # outside the lock: its finalizer defers the blob's deletion
         return guard
@@ -201,10 +220,11 @@ class FBPool(Generic[T]):
         self._counts["misses"] += 1
         return token
 
-    def _load_unlocked(self, item: Fb[T], token: Token, *, reader: bool) -> ReadGuard[T] | None:
-        """Load `item` (marked loading by `_start_load_locked`), make it resident
-        and enter it in the LRU order; with `reader`, also acquire a read guard.
-        The caller does not hold the lock."""
+    def _load_unlocked(self, item: Fb[T], token: Token, *, guard: str) -> ReadGuard[T] | None:
+        """Load `item` (marked loading by `_start_load_locked`), make it resident,
+        take the `guard` (``"read"``: a read guard, returned; ``"write"``: the
+        write lock) and enter it in the LRU order, all in one step so the item
+        cannot be evicted before it is guarded. The caller does not hold the lock."""
         try:
             value = self.store.load_blob(token)
             size = self._sizeof(value)
@@ -219,11 +239,13 @@ class FBPool(Generic[T]):
             item._size = size
             self._counts["loads"] += 1
             self._counts["bytes_loaded"] += size
-            if reader:
+            if guard == "read":
                 item._readers += 1
+            else:
+                item._writer = True
             self._enter_locked(item)
             self._notify_locked(item)
-        return ReadGuard(item, value) if reader else None
+        return ReadGuard(item, value) if guard == "read" else None
 
     def _release_read(self, item: Fb[T]) -> None:
         with self._lock:
@@ -279,6 +301,16 @@ class FBPool(Generic[T]):
         token = self._write_now(item)
         self.store.persist_blob(token, tracked)
         return token.key
+
+    def _write_back(self, ref: _ItemRef, key: uuid.UUID, value: Any, size: int) -> None:
+        """The background eviction write of an item of `size` bytes."""
+        try:
+            self._write(ref, key, value, True)
+        finally:
+            with self._lock:
+                self._backlog_items -= 1
+                self._backlog_bytes -= size
+                self._backlog_done.notify_all()
 
     def _write(self, ref: _ItemRef, key: uuid.UUID, value: Any, background: bool) -> Token | None:
         """Write `value` under `key` for the item behind `ref`, which the caller
@@ -343,7 +375,9 @@ class FBPool(Generic[T]):
         else:
             item._writing = True
             item._drop_after_write = True
-            self.store.spawn(self._write, item._ref, item._key, item._value, True)
+            self._backlog_items += 1
+            self._backlog_bytes += item._size
+            self.store.spawn(self._write_back, item._ref, item._key, item._value, item._size)
 
     def _drop_value_locked(self, item: Fb[T]) -> None:
         item._value = ABSENT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import threading
@@ -47,7 +48,9 @@ class Token:
 
     Every handle whose item has a blob holds one; handles registered from the
     same key share it. When the last reference goes, the blob is deleted by a
-    background task (unless the key was registered again meanwhile).
+    background task (unless the key was registered again meanwhile): the
+    store's weak reference to the token defers that task from its callback,
+    which runs once the reference already reads as dead (unlike ``__del__``).
     """
 
     __slots__ = ("__weakref__", "key", "store")
@@ -55,9 +58,6 @@ class Token:
     def __init__(self, key: uuid.UUID, store: BackingStore) -> None:
         self.key = key
         self.store = store
-
-    def __del__(self) -> None:
-        self.store._workers.defer(self.store._release_key, self.key)
 
     def __repr__(self) -> str:
         return f"Token({self.key})"
@@ -285,9 +285,7 @@ class BackingStore:
                 if key in self._use_counts:
                     raise RuntimeError(f"a blob for key {key} already exists")
             written = self.hook.store(key=key, data=data)
-            token = Token(key, self)
-            with self._lock:
-                self._use_counts[key] = weakref.ref(token)
+            token = self._new_token(key)
         return token, written
 
     def load_blob(self, token: Token) -> Any:
@@ -321,12 +319,20 @@ class BackingStore:
                 return token
             if ref is None:
                 self.hook.register(src_path=tracked.path, key=key)
-            token = Token(key, self)
-            with self._lock:
-                self._use_counts[key] = weakref.ref(token)
+            token = self._new_token(key)
             return token
 
     # -- internals --------------------------------------------------------------------
+
+    def _new_token(self, key: uuid.UUID) -> Token:
+        token = Token(key, self)
+        with self._lock:
+            self._use_counts[key] = weakref.ref(token, functools.partial(self._token_dropped, key))
+        return token
+
+    def _token_dropped(self, key: uuid.UUID, _ref: weakref.ref[Token]) -> None:
+        """Weak reference callback (any thread, any point): defer the release."""
+        self._workers.defer(self._release_key, key)
 
     def _release_key(self, key: uuid.UUID) -> None:
         with self._key_lock(key):
