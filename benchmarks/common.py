@@ -9,8 +9,8 @@ raw-disk floor) measured in the same run, and the sizes the run used.
 
 from __future__ import annotations
 
-import cProfile
 import contextlib
+import cProfile
 import gc
 import importlib
 import io
@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 __all__ = [
     "REPEATS",
+    "Context",
     "KiB",
     "MiB",
-    "Context",
     "Mode",
     "Row",
     "Section",
@@ -228,10 +228,10 @@ class Context:
         shutil.rmtree(self._root, ignore_errors=True)
 
 
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds taken by ``fn()`` (garbage collection is left enabled)."""
+def timed(fn: Callable[..., object], *args: Any) -> float:
+    """Seconds taken by ``fn(*args)`` (garbage collection is left enabled)."""
     started = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - started
 
 

@@ -81,11 +81,11 @@ def run(ctx: Context) -> Section:
     if stats.misses:
         section.notes.append(f"unexpected: {stats.misses} misses on the resident item")
     targets = {
-        "h.get()": Target("ratio", "<=", 1.0, "h.get() <= 1.0x zict buf[k]"),
-        "with h.load()": Target("ratio", "<=", 1.5, "with h.load() <= 1.5x zict buf[k]"),
+        "h.get()": Target("ratio", "<=", 1.0, "<= 1.0x zict buf[k]"),
+        "with h.load()": Target("ratio", "<=", 1.5, "<= 1.5x zict buf[k]"),
     }
     for ours in ("h.get()", "with h.load()"):
-        peers = [peer for peer in ("zict buf[k]", "cachetools get") if peer in nanoseconds] or [""]
+        peers: list[str] = [peer for peer in ("zict buf[k]", "cachetools get") if peer in nanoseconds] or [""]
         for peer in peers:
             target = targets[ours] if peer == "zict buf[k]" else None
             section.rows.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from file_backed.cli.bench import bench
 from file_backed.cli.check import check
 from file_backed.cli.demo import demo
 from file_backed.cli.errors import DEBUG_KEY, FileBackedGroup
@@ -26,3 +27,4 @@ main.add_command(ls)
 main.add_command(verify)
 main.add_command(plugins)
 main.add_command(check)
+main.add_command(bench)

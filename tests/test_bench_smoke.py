@@ -1,0 +1,70 @@
+"""Smoke test of the benchmark suite: ``file-backed bench --smoke`` runs every
+workload once at tiny sizes and writes its JSON report. No timing assertions:
+the figures of a smoke run mean nothing, only that every workload ran."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from file_backed.cli import main
+from file_backed.cli.bench import WORKLOAD_NAMES, load_runner
+
+pytest.importorskip("numpy")
+
+
+def test_cli_names_match_the_suite() -> None:
+    assert WORKLOAD_NAMES == load_runner().NAMES
+
+
+def test_targets_compare_the_right_figure() -> None:
+    common = pytest.importorskip("file_backed_benchmarks.common")
+    faster = common.Row(
+        "x",
+        "reads/s",
+        "/s",
+        300.0,
+        other_name="peer",
+        other=100.0,
+        target=common.Target("ratio", ">=", 1.5, ">= 1.5x peer"),
+    )
+    assert faster.ratio == 3.0 and faster.met is True
+    slow = common.Row("x", "import", "ms", 200.0, target=common.Target("value", "<=", 150.0, "<= 150 ms"))
+    assert slow.ratio is None and slow.met is False
+    assert common.Row("x", "m", "s", 1.0).met is None
+
+
+def test_smoke_run_reports_every_workload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("FILE_BACKED_BENCH_DIR", str(scratch))
+    report_path = tmp_path / "report.json"
+
+    result = CliRunner().invoke(main, ["bench", "--smoke", "--json", str(report_path)])
+
+    assert result.exit_code == 0, result.output
+    assert "file_backed benchmarks, smoke mode" in result.output
+    report = json.loads(report_path.read_text())
+    assert report["mode"] == "smoke"
+    assert [section["name"].lower() for section in report["sections"]] == list(WORKLOAD_NAMES)
+    for section in report["sections"]:
+        assert section["rows"], f"{section['name']} measured nothing"
+        for row in section["rows"]:
+            assert row["value"] is not None and math.isfinite(row["value"]), row
+            if row["other"]:  # a zero (diskcache has no hits) has no ratio
+                assert math.isfinite(row["ratio"]), row
+    assert list(scratch.iterdir()) == [], "scratch directories were left behind"
+
+
+def test_only_runs_the_named_workloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FILE_BACKED_BENCH_DIR", str(tmp_path))
+    report_path = tmp_path / "report.json"
+
+    result = CliRunner().invoke(main, ["bench", "--smoke", "--only", "hit", "--json", str(report_path)])
+
+    assert result.exit_code == 0, result.output
+    assert [section["name"] for section in json.loads(report_path.read_text())["sections"]] == ["hit"]
