@@ -180,14 +180,14 @@ class Context:
         path.mkdir()
         return path
 
-    def settle(self) -> None:
+    def settle(self, *, drop: bool = True) -> None:
         """Between two measured runs: collect garbage, write dirty pages back
-        (``sync``) so one run's writeback does not land on the next, and in
-        ``--full`` mode with ``drop_caches`` also drop the page cache (when
+        (``sync``) so one run's writeback does not land on the next, and when
+        `drop` and `drop_caches` (``--full``) also drop the page cache (when
         permitted; counted in `caches_dropped`)."""
         gc.collect()
         os.sync()
-        if self.drop_caches:
+        if drop and self.drop_caches:
             try:
                 with open("/proc/sys/vm/drop_caches", "w") as control:
                     control.write("1\n")

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -80,8 +81,28 @@ class Report:
         }
 
 
+def _revision() -> str | None:
+    """``git describe --always --dirty`` of the checkout the library runs from,
+    or None when it does not run from a git checkout."""
+    import file_backed
+
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(file_backed.__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def _machine() -> dict[str, Any]:
     return {
+        "library_revision": _revision(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -173,7 +194,8 @@ def render(report: Report, console: Console) -> None:
     machine = report.machine
     console.print(
         f"[bold]file_backed benchmarks[/], {report.mode} mode, medians of {REPEATS[report.mode]} repeats, "
-        f"{report.date}; Python {machine['python']}, {machine['cpus']} CPUs, "
+        f"{report.date}; library {machine['library_revision'] or 'not from git'}; "
+        f"Python {machine['python']}, {machine['cpus']} CPUs, "
         f"{machine['memory_available_mib']} MiB available; {report.seconds:.0f} s"
     )
     table = Table(show_lines=False, header_style="bold")

@@ -8,6 +8,10 @@ started before the timing). Reloading a pool of eight evicts without writing
 (the blobs are kept), so passes measure loads only. The same blob files read
 raw (``readinto`` a new buffer) with one and four threads give the machine's
 own scaling for comparison. Passes alternate their order per repeat.
+
+Warm passes read blobs from the page cache. In ``--full`` mode, where the page
+cache may be dropped, cold passes (page cache dropped before each) are added:
+they measure loads from the disk itself.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 
 import file_backed as fb
 
-from .common import Context, KiB, MiB, Row, Section, Target, Workload, median, page_cache_note
+from .common import Context, KiB, MiB, Row, Section, Target, Workload, median
 
 __all__ = ["WORKLOADS"]
 
@@ -88,7 +92,13 @@ def run(ctx: Context) -> Section:
         f"{sizes.items} evicted items of {sizes.item_bytes // KiB} KiB, 1 vs {THREADS} threads, {ctx.repeats} repeats",
     )
     rng = np.random.default_rng(ctx.seed)
-    figures: dict[str, list[float]] = {"lib-1": [], "lib-4": [], "raw-1": [], "raw-4": []}
+    temperatures = ("warm", "cold") if ctx.drop_caches else ("warm",)
+    figures: dict[str, list[float]] = {
+        f"{kind}-{threads}-{temperature}": []
+        for kind in ("lib", "raw")
+        for threads in (1, THREADS)
+        for temperature in temperatures
+    }
     with fb.open_store("fs_hardlink", path=ctx.scratch("threads")) as store:
         pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=8)
         handles = [pool.insert(rng.integers(0, 256, sizes.item_bytes, dtype=np.uint8)) for _ in range(sizes.items)]
@@ -102,65 +112,65 @@ def run(ctx: Context) -> Section:
                 future.result()  # all threads started
             _pass(executor, handles, fb.Fb.get)  # warm-up: every item evicted once, blobs cached
             store.finished()
-            runs: list[tuple[str, concurrent.futures.ThreadPoolExecutor | None]] = [
-                ("lib-1", None),
-                ("lib-4", executor),
-                ("raw-1", None),
-                ("raw-4", executor),
-            ]
             for repeat in range(ctx.repeats):
-                for name, pool_executor in runs if repeat % 2 == 0 else runs[::-1]:
-                    ctx.settle()
-                    if name.startswith("lib"):
+                names = list(figures) if repeat % 2 == 0 else list(figures)[::-1]
+                for name in names:
+                    kind, threads, temperature = name.split("-")
+                    ctx.settle(drop=temperature == "cold")
+                    pool_executor = executor if threads != "1" else None
+                    if kind == "lib":
                         with ctx.profile(f"threads-{name}"):
                             seconds = _pass(pool_executor, handles, fb.Fb.get)
                     else:
                         seconds = _pass(pool_executor, files, _read_file)
                     figures[name].append(sizes.items / seconds)
         misses = pool.stats.misses
-    section.rows.append(
-        Row(
-            workload="threads",
-            metric=f"loads/s, {THREADS} threads vs 1",
-            unit="/s",
-            value=median(figures["lib-4"]),
-            runs=tuple(figures["lib-4"]),
-            other_name="file_backed, 1 thread",
-            other=median(figures["lib-1"]),
-            other_runs=tuple(figures["lib-1"]),
-            target=Target("ratio", ">=", 1.7, ">= 1.7x one thread"),
-        )
-    )
-    section.rows.append(
-        Row(
-            workload="threads",
-            metric=f"raw file reads/s, {THREADS} threads vs 1",
-            unit="/s",
-            value=median(figures["raw-4"]),
-            runs=tuple(figures["raw-4"]),
-            other_name="raw, 1 thread",
-            other=median(figures["raw-1"]),
-            other_runs=tuple(figures["raw-1"]),
-            note="the machine's own scaling on the same files",
-        )
-    )
-    section.rows.append(
-        Row(
-            workload="threads",
-            metric="loads/s, 1 thread vs raw reads",
-            unit="/s",
-            value=median(figures["lib-1"]),
-            runs=tuple(figures["lib-1"]),
-            other_name="raw, 1 thread",
-            other=median(figures["raw-1"]),
-            other_runs=tuple(figures["raw-1"]),
-        )
-    )
-    expected = sizes.items * (2 * ctx.repeats + 1)
+    for temperature in temperatures:
+        where = "page cache" if temperature == "warm" else "disk, cold cache"
+        section.rows.extend(_rows(figures, temperature, where))
+    expected = sizes.items * (2 * len(temperatures) * ctx.repeats + 1)
     if misses < expected:
         section.notes.append(f"only {misses} of {expected} loads missed the pool: some items were still resident")
-    section.notes.append(f"{os.cpu_count()} CPUs; " + page_cache_note(ctx, sizes.items * sizes.item_bytes))
+    section.notes.append(
+        f"{os.cpu_count()} CPUs; warm passes read from the page cache ({sizes.items * sizes.item_bytes // MiB} MiB "
+        "of blobs, never dropped before them)" + ("; cold passes after dropping it" if ctx.drop_caches else "")
+    )
     return section
+
+
+def _rows(figures: dict[str, list[float]], temperature: str, where: str) -> list[Row]:
+    """The three rows of one temperature: library 4 vs 1 thread (the target),
+    raw 4 vs 1 thread, library vs raw with one thread."""
+
+    def row(metric: str, ours: str, other_name: str, other: str, target: Target | None = None) -> Row:
+        return Row(
+            workload="threads",
+            metric=f"{metric} ({where})",
+            unit="/s",
+            value=median(figures[ours]),
+            runs=tuple(figures[ours]),
+            other_name=other_name,
+            other=median(figures[other]),
+            other_runs=tuple(figures[other]),
+            target=target,
+        )
+
+    return [
+        row(
+            f"loads/s, {THREADS} threads vs 1",
+            f"lib-{THREADS}-{temperature}",
+            "file_backed, 1 thread",
+            f"lib-1-{temperature}",
+            Target("ratio", ">=", 1.7, ">= 1.7x one thread") if temperature == "warm" else None,
+        ),
+        row(
+            f"raw reads/s, {THREADS} threads vs 1",
+            f"raw-{THREADS}-{temperature}",
+            "raw, 1 thread",
+            f"raw-1-{temperature}",
+        ),
+        row("loads/s vs raw reads, 1 thread", f"lib-1-{temperature}", "raw, 1 thread", f"raw-1-{temperature}"),
+    ]
 
 
 TITLE = "Threads: loading evicted 1 MiB items, 1 vs 4 threads"
