@@ -64,7 +64,7 @@ def test_dropping_every_handle_empties_the_temporary_area(tmp_path: Path) -> Non
         del handles, handle
         gc.collect()
         store.finished()
-        assert [p for p in temporary.rglob("*") if p.is_file()] == []
+        assert [p for p in temporary.rglob("*") if _is_blob_file(p)] == []
 
 
 def test_fs_hardlink_persist_is_a_hard_link(tmp_path: Path) -> None:
@@ -184,3 +184,57 @@ def test_store_dropped_without_close_removes_its_temporary_area() -> None:
     del store
     gc.collect()
     assert not root.exists()
+
+
+def test_close_deletes_the_temporary_blobs_of_live_handles(real_store: fb.BackingStore) -> None:
+    pool = fb.FBPool(real_store, max_items=1)
+    handles = [pool.insert(i) for i in range(5)]
+    real_store.finished()
+    real_store.close()
+    backend = real_store.backend
+    if hasattr(backend, "root"):
+        assert [p for p in backend.root.rglob("*") if _is_blob_file(p)] == []
+    else:
+        assert backend._blobs == {}  # type: ignore[attr-defined]
+    assert handles[-1].get() == 4  # what is in memory stays usable
+
+
+def test_a_temporary_area_serves_one_store_at_a_time(tmp_path: Path) -> None:
+    with fb.open_store("fs_hardlink", path=tmp_path):
+        with pytest.raises(fb.ConfigError, match="another open store"):
+            fb.open_store("fs_hardlink", path=tmp_path)
+    fb.open_store("fs_hardlink", path=tmp_path).close()  # free again once closed
+
+
+def test_blobs_left_by_a_crashed_store_are_collected(tmp_path: Path) -> None:
+    crashing = textwrap.dedent(
+        f"""
+        import os, file_backed as fb
+        store = fb.open_store("fs_hardlink", path={str(tmp_path)!r})
+        pool = fb.FBPool(store, max_items=1)
+        handles = [pool.insert(i) for i in range(5)]
+        store.finished()
+        os._exit(0)  # no close: as if killed
+        """
+    )
+    subprocess.run([sys.executable, "-c", crashing], check=True, timeout=60)
+    assert len([p for p in tmp_path.rglob("*") if _is_blob_file(p)]) == 4
+    with fb.open_store("fs_hardlink", path=tmp_path):
+        assert [p for p in tmp_path.rglob("*") if _is_blob_file(p)] == []
+
+
+def test_blobs_in_a_directory_that_was_no_temporary_area_are_kept(tmp_path: Path) -> None:
+    with fb.open_store("fs_hardlink") as store:
+        fb.FBPool(store, max_items=1).insert("persisted").persist(store.track_path(tmp_path))
+    with fb.open_store("fs_hardlink", path=tmp_path):
+        assert len([p for p in tmp_path.rglob("*") if _is_blob_file(p)]) == 1
+
+
+def test_the_temporary_area_cannot_be_a_persisted_location(tmp_path: Path) -> None:
+    with fb.open_store("fs_hardlink", path=tmp_path) as store:
+        with pytest.raises(fb.ConfigError, match="temporary area"):
+            store.track_path(tmp_path)
+
+
+def _is_blob_file(path: Path) -> bool:
+    return path.is_file() and len(path.name) == 32

@@ -55,6 +55,12 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _FOREIGN_EXAMPLES = 5
+_MARKER = ".file_backed-temporary"
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
 
 
 class FsHardlinkBackend:
@@ -65,7 +71,13 @@ class FsHardlinkBackend:
     path:
         The temporary area. Default: a new temporary directory, removed by
         `shutdown` (when the store closes). A given directory is created if
-        needed and never removed; blobs a crashed process left there are kept.
+        needed and never removed. The store claims it with a marker file
+        (``.file_backed-temporary``) locked for its lifetime: a second store
+        on the same directory gets a `ConfigError`, and a store that finds the
+        marker unlocked (its previous owner crashed) deletes the blobs left
+        there, which no handle can reach any more. Blobs in a directory without
+        the marker were not made as temporary blobs and are left alone; a
+        directory with the marker cannot be tracked as a persisted location.
     fsync:
         When true (the default), a blob's data is fsynced before it gets a name
         in a persisted location, and `sync_persisted` makes persisted names
@@ -109,7 +121,10 @@ class FsHardlinkBackend:
         self._closed = threading.Event()
         self._owns_root = path is None
         root = Path(tempfile.mkdtemp(prefix="file_backed-")) if path is None else Path(path)
-        self.root = self.prepare_path(root)
+        self.root = self._prepare_directory(root)
+        self._claim_fd, claimed_before = _claim_temporary_area(self.root)
+        if claimed_before:
+            self._collect_leftovers()
         self.sanitize_path(self.root)
 
     def __repr__(self) -> str:
@@ -172,6 +187,16 @@ class FsHardlinkBackend:
         if not isinstance(location, str | os.PathLike):
             raise TypeError(f"an fs_hardlink location is a directory path, not {type(location).__name__}")
         root = Path(os.fspath(location)).expanduser().absolute()
+        if os.path.lexists(root / _MARKER):
+            raise ConfigError(
+                f"{root} is the temporary area of a store (it holds {_MARKER}); "
+                "a persisted location must be another directory"
+            )
+        return self._prepare_directory(root)
+
+    def _prepare_directory(self, root: Path) -> Path:
+        """Create `root` and its shard directories (durably with fsync)."""
+        root = root.expanduser().absolute()
         created_root = not root.exists()
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -212,7 +237,7 @@ class FsHardlinkBackend:
         keys: list[uuid.UUID] = []
         foreign: list[str] = []
         with os.scandir(path) as top:
-            foreign.extend(entry.name for entry in top if entry.name not in _SHARD_SET)
+            foreign.extend(entry.name for entry in top if entry.name not in _SHARD_SET and entry.name != _MARKER)
         for shard in _SHARDS:
             shard_path = path / shard
             try:
@@ -292,9 +317,29 @@ class FsHardlinkBackend:
 
     @hookimpl
     def shutdown(self) -> None:
-        if self._owns_root and not self._closed.is_set():
-            self._closed.set()
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        os.close(self._claim_fd)  # releases the claim
+        if self._owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def _collect_leftovers(self) -> None:
+        """Delete the blobs that a crashed owner of this temporary area left."""
+        removed = 0
+        for shard in _SHARDS:
+            try:
+                entries = os.scandir(self.root / shard)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                for entry in entries:
+                    if _BLOB_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+                        removed += 1
+        if removed:
+            logger.info("%s: deleted %d blobs left by a previous store of this temporary area", self.root, removed)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -393,6 +438,32 @@ def _require_regular(path: Path, key: uuid.UUID) -> None:
         raise BlobNotFoundError(
             f"{path} is {_kind(mode)}, not a blob of this library; fs_hardlink leaves it alone and never follows it"
         )
+
+
+def _claim_temporary_area(root: Path) -> tuple[int, bool]:
+    """Create or open the marker of the temporary area `root` and lock it for
+    this store. Returns the locked descriptor and whether the marker existed
+    (an earlier store used the area). Raises `ConfigError` when another store
+    holds the claim."""
+    marker = root / _MARKER
+    flags = os.O_RDWR | _O_CLOEXEC | _O_NOFOLLOW
+    try:
+        fd = os.open(marker, flags | os.O_CREAT | os.O_EXCL, 0o644)
+        existed = False
+    except FileExistsError:
+        fd = os.open(marker, flags)
+        existed = True
+    if fcntl is None:  # no advisory locks on this platform: nothing to collect safely
+        return fd, False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"fs_hardlink option path: {root} is the temporary area of another open store; "
+            "give each store its own directory"
+        ) from None
+    return fd, existed
 
 
 def _temporary_name(final: Path) -> Path:

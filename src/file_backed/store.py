@@ -210,13 +210,16 @@ class BackingStore:
         """Finish background work, stop the threads and release the backend.
 
         Idempotent. Raises what `finished` raises, after closing. Handles that
-        outlive the store can no longer load anything (`StoreClosedError`).
+        outlive the store keep what they hold in memory, but can no longer load
+        anything (`StoreClosedError`), so their blobs in the temporary area are
+        deleted now; persisted copies stay.
         """
         if self._closed:
             return
         try:
             self.finished()
         finally:
+            self._delete_remaining_blobs()
             self._closed = True
             self._abandoned.detach()
             self._workers.shutdown()
@@ -346,6 +349,16 @@ class BackingStore:
             with self._lock:
                 if self._use_counts.get(key) is ref:
                     del self._use_counts[key]
+
+    def _delete_remaining_blobs(self) -> None:
+        with self._lock:
+            keys = list(self._use_counts)
+            self._use_counts.clear()
+        for key in keys:
+            try:
+                self.hook.delete(key=key)
+            except Exception as error:  # noqa: BLE001 - closing goes on; the blob is only garbage
+                logger.warning("could not delete the temporary blob %s while closing: %r", key, error)
 
     def _key_lock(self, key: uuid.UUID) -> threading.Lock:
         return self._key_locks[key.int % _KEY_LOCKS]

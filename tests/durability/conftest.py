@@ -19,9 +19,17 @@ def blob_file(location: Path, key: uuid.UUID) -> Path:
     return location / key.hex[:2] / key.hex
 
 
+TEMPORARY_AREA_MARKER = ".file_backed-temporary"
+
+
 def stray_files(location: Path) -> list[Path]:
-    """Every regular file under `location` (blobs and anything else)."""
-    return sorted(path for path in location.rglob("*") if path.is_file() and not path.is_symlink())
+    """Every regular file under `location` (blobs and anything else) but the
+    marker by which a store claims its temporary area."""
+    return sorted(
+        path
+        for path in location.rglob("*")
+        if path.is_file() and not path.is_symlink() and path.name != TEMPORARY_AREA_MARKER
+    )
 
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
