@@ -468,3 +468,9 @@ def test_load_mut_of_an_item_larger_than_the_budget(store: fb.BackingStore, back
     store.finished()
     assert not handle.resident  # written again and dropped once released
     assert handle.get()[0] == 1
+
+
+def test_pool_as_context_manager_closes_its_store(backend: RecordingBackend) -> None:
+    with fb.FBPool(fb.BackingStore(backend), max_items=2) as pool:
+        pool.insert("x")
+    assert pool.store.closed

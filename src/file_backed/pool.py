@@ -7,7 +7,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import attrs
 
@@ -124,6 +124,18 @@ class FBPool(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<FBPool {len(self)}/{self.max_items} items, store={self.store!r}>"
+
+    def close(self) -> None:
+        """Close the pool's store (`BackingStore.close`). For a pool that owns its
+        store, such as one from `file_backed.open_pool`; other pools on the same
+        store can no longer load anything afterwards."""
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- creating handles ----------------------------------------------------------
 
