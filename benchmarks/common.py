@@ -168,11 +168,6 @@ class Context:
         self._root = Path(tempfile.mkdtemp(prefix="file_backed-bench-", dir=os.environ.get("FILE_BACKED_BENCH_DIR")))
         self._count = 0
 
-    @property
-    def root(self) -> Path:
-        """The directory holding every scratch directory of this run."""
-        return self._root
-
     def scratch(self, label: str) -> Path:
         """A new empty directory under `root`."""
         self._count += 1
