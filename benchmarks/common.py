@@ -151,8 +151,9 @@ class Context:
     """Run-wide settings and resources handed to every workload.
 
     Scratch directories are fresh per call of `scratch` and are all removed by
-    `close`, at the end of the suite, so mass deletes never slow down the file
-    creation of a later measurement (ext4 does that for ~30 s). With
+    `close`, at the end of the suite, after the calls registered with `defer`
+    (closing stores), so mass deletes never slow down the file creation of a
+    later measurement (ext4 does that for ~30 s). With
     `profile_dir`, `profile` collects cProfile statistics of the library's
     measured sections, written and summarised by `close`.
     """
@@ -165,6 +166,7 @@ class Context:
         self.caches_dropped = 0
         self.profile_dir = profile_dir
         self._profiles: dict[str, cProfile.Profile] = {}
+        self._deferred: list[tuple[Callable[[], object], tuple[object, ...]]] = []
         self._root = Path(tempfile.mkdtemp(prefix="file_backed-bench-", dir=os.environ.get("FILE_BACKED_BENCH_DIR")))
         self._count = 0
 
@@ -218,9 +220,22 @@ class Context:
             summaries[label] = text.getvalue()
         return summaries
 
+    def defer(self, fn: Callable[[], object], *keep: object) -> None:
+        """Call ``fn()`` at the end of the suite, keeping `keep` alive until then.
+
+        Stores are closed this way with their handles alive: closing deletes
+        the blobs of live handles, and a mass delete must not precede a
+        measurement."""
+        self._deferred.append((fn, keep))
+
     def close(self) -> None:
-        """Remove every scratch directory."""
-        shutil.rmtree(self._root, ignore_errors=True)
+        """Run the deferred calls, then remove every scratch directory."""
+        deferred, self._deferred = self._deferred, []
+        try:
+            for fn, _ in deferred:
+                fn()
+        finally:
+            shutil.rmtree(self._root, ignore_errors=True)
 
 
 def timed(fn: Callable[..., object], *args: Any) -> float:

@@ -98,9 +98,10 @@ class _Library:
         return self.pool.stats.hits
 
     def close(self) -> None:
-        # Closing before dropping the handles leaves their blobs in the scratch
-        # directory (removed at the end of the suite): no mass delete here.
-        self.store.close()
+        # Closing deletes the blobs of live handles: deferred to the end of the
+        # suite, so no mass delete precedes another system's run.
+        self.store.finished()
+        self._ctx.defer(self.store.close, self.handles)
         self.handles = []
 
 

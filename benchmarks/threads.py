@@ -99,7 +99,9 @@ def run(ctx: Context) -> Section:
         for threads in (1, THREADS)
         for temperature in temperatures
     }
-    with fb.open_store("fs_hardlink", path=ctx.scratch("threads")) as store:
+    store = fb.open_store("fs_hardlink", path=ctx.scratch("threads"))
+    handles: list[fb.Fb[np.ndarray]] = []
+    try:
         pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=8)
         handles = [pool.insert(rng.integers(0, 256, sizes.item_bytes, dtype=np.uint8)) for _ in range(sizes.items)]
         for handle in handles:
@@ -125,6 +127,9 @@ def run(ctx: Context) -> Section:
                         seconds = _pass(pool_executor, files, _read_file)
                     figures[name].append(sizes.items / seconds)
         misses = pool.stats.misses
+    finally:
+        store.finished()
+        ctx.defer(store.close, handles)  # closing deletes the live handles' blobs: not before other workloads
     for temperature in temperatures:
         where = "page cache" if temperature == "warm" else "disk, cold cache"
         section.rows.extend(_rows(figures, temperature, where))
