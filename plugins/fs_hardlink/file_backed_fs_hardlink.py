@@ -20,16 +20,11 @@ follows a symbolic link, and leaves every other entry alone.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import functools
 import logging
 import os
-import re
-import secrets
 import shutil
 import stat
-import sys
 import tempfile
 import threading
 import uuid
@@ -41,14 +36,13 @@ from file_backed import BlobNotFoundError, Codec, ConfigError, hookimpl
 from file_backed.blob import MAX_HEADER_SIZE, decode_payload, encode_blob, read_header, signing_key_bytes
 from file_backed.codecs.base import Buffer
 from file_backed.errors import CorruptBlobError
+from file_backed.layout import SHARDS, is_temporary_name, key_of_blob_name, temporary_name
+from file_backed.localfs import syncfs
 
 __all__ = ["FsHardlinkBackend"]
 
 logger = logging.getLogger("file_backed.fs_hardlink")
 
-_SHARDS = tuple(f"{i:02x}" for i in range(256))
-_BLOB_NAME = re.compile(r"[0-9a-f]{32}")
-_TEMP_NAME = re.compile(r"\.([0-9a-f]{32})\.[0-9a-f]{16}\.tmp")
 _IOV_MAX = 1024
 _COPY_CHUNK = 1 << 20
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -211,7 +205,7 @@ class FsHardlinkBackend:
         except OSError as error:
             raise _explained(error, "cannot create this fs_hardlink location") from None
         created_shard = False
-        for shard in _SHARDS:
+        for shard in SHARDS:
             shard_path = root / shard
             try:
                 os.mkdir(shard_path)
@@ -238,7 +232,7 @@ class FsHardlinkBackend:
         foreign: list[str] = []
         with os.scandir(path) as top:
             foreign.extend(entry.name for entry in top if entry.name not in _SHARD_SET and entry.name != _MARKER)
-        for shard in _SHARDS:
+        for shard in SHARDS:
             shard_path = path / shard
             try:
                 mode = os.lstat(shard_path).st_mode
@@ -251,11 +245,11 @@ class FsHardlinkBackend:
                 for entry in entries:
                     name = entry.name
                     regular = entry.is_file(follow_symlinks=False)
-                    if regular and _BLOB_NAME.fullmatch(name) and name.startswith(shard):
-                        keys.append(uuid.UUID(hex=name))
+                    key = key_of_blob_name(shard, name) if regular else None
+                    if key is not None:
+                        keys.append(key)
                         continue
-                    match = _TEMP_NAME.fullmatch(name)
-                    if regular and match is not None and match.group(1).startswith(shard):
+                    if regular and is_temporary_name(shard, name):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(entry.path)
                         continue
@@ -304,10 +298,7 @@ class FsHardlinkBackend:
         with self._lock:
             touched = self._unsynced.pop(path, set())
         try:
-            syncfs = _libc_syncfs()
-            if syncfs is not None:
-                _syncfs(syncfs, path)
-            else:
+            if not syncfs(path):
                 for directory in sorted(touched):
                     _fsync_directory(directory)
         except BaseException:
@@ -327,14 +318,14 @@ class FsHardlinkBackend:
     def _collect_leftovers(self) -> None:
         """Delete the blobs that a crashed owner of this temporary area left."""
         removed = 0
-        for shard in _SHARDS:
+        for shard in SHARDS:
             try:
                 entries = os.scandir(self.root / shard)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             with entries:
                 for entry in entries:
-                    if _BLOB_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    if key_of_blob_name(shard, entry.name) and entry.is_file(follow_symlinks=False):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(entry.path)
                         removed += 1
@@ -409,7 +400,7 @@ class FsHardlinkBackend:
             self._copies += 1
 
 
-_SHARD_SET = frozenset(_SHARDS)
+_SHARD_SET = frozenset(SHARDS)
 
 
 def _kind(mode: int) -> str:
@@ -467,7 +458,7 @@ def _claim_temporary_area(root: Path) -> tuple[int, bool]:
 
 
 def _temporary_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{secrets.token_hex(8)}.tmp")
+    return final.with_name(temporary_name(final.name))
 
 
 def _write_atomically(final: Path, buffers: Sequence[Buffer], *, fsync: bool) -> None:
@@ -553,25 +544,3 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _syncfs(syncfs: Any, path: Path) -> None:
-    """Flush every dirty page and inode of the filesystem holding `path`."""
-    fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-    try:
-        if syncfs(fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, f"syncfs failed: {os.strerror(error)}", str(path))
-    finally:
-        os.close(fd)
-
-
-@functools.cache
-def _libc_syncfs() -> Any:
-    """libc's ``syncfs``, or None where it does not exist (not Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None

@@ -34,14 +34,9 @@ URL; a missing blob raises `file_backed.BlobNotFoundError` and a changed one
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import logging
 import os
-import re
-import secrets
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,6 +50,8 @@ from fsspec.implementations.local import LocalFileSystem
 from file_backed import BlobNotFoundError, Codec, ConfigError, FileBackedError, hookimpl
 from file_backed.blob import decode_blob, encode_blob
 from file_backed.codecs.base import Buffer
+from file_backed.layout import SHARDS, is_temporary_name, key_of_blob_name, temporary_name
+from file_backed.localfs import syncfs
 
 __all__ = ["CHUNK_SIZE", "FsspecBackend", "FsspecLocation", "RemoteStoreError"]
 
@@ -63,9 +60,6 @@ logger = logging.getLogger("file_backed.fsspec")
 #: Bytes read and written at a time when a blob is streamed between filesystems.
 CHUNK_SIZE = 8 * 2**20
 
-_SHARDS = tuple(f"{i:02x}" for i in range(256))
-_BLOB_NAME = re.compile(r"[0-9a-f]{32}")
-_TEMP_NAME = re.compile(r"\.([0-9a-f]{32})\.[0-9a-f]{16}\.tmp")
 #: Protocols whose single put is atomic and durable when it returns.
 _OBJECT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
 #: Object stores whose first path component is a bucket (container) that must exist.
@@ -223,9 +217,9 @@ class FsspecBackend:
                 foreign += 1
                 continue
             shard, name = parts
-            if _BLOB_NAME.fullmatch(name) and name.startswith(shard):
-                keys.append(uuid.UUID(hex=name))
-            elif (partial := _TEMP_NAME.fullmatch(name)) and partial.group(1).startswith(shard):
+            if (key := key_of_blob_name(shard, name)) is not None:
+                keys.append(key)
+            elif is_temporary_name(shard, name):
                 action = f"remove the partial write {path.fs.unstrip_protocol(entry)}"
                 with _failures(action), contextlib.suppress(FileNotFoundError):
                     path.fs.rm_file(entry)
@@ -255,7 +249,8 @@ class FsspecBackend:
         filesystems."""
         if path.kind == "local":
             with _failures(f"sync {path.url}"):
-                _sync_filesystem(path.root)
+                if not syncfs(path.root):
+                    os.sync()
 
     @hookimpl
     def shutdown(self) -> None:
@@ -281,10 +276,10 @@ def _create(location: FsspecLocation, protocol: str) -> None:
     """Make `location` usable: shard directories where directories are real, and a
     check that the bucket exists (buckets are never created implicitly)."""
     if location.kind == "local":
-        for shard in _SHARDS:
+        for shard in SHARDS:
             os.makedirs(f"{location.root}/{shard}", exist_ok=True)
     elif location.kind == "rename":
-        for shard in _SHARDS:
+        for shard in SHARDS:
             location.fs.makedirs(f"{location.root}/{shard}", exist_ok=True)
     elif protocol in _BUCKET_PROTOCOLS:
         bucket = location.root.split("/", 1)[0]
@@ -336,9 +331,9 @@ def _temporary(location: FsspecLocation, final: str) -> Iterator[tuple[str, IO[b
 
 
 def _temporary_name(final: str) -> str:
-    """``.<name>.<16 hex>.tmp`` beside `final`: unique, and recognised by `sanitize_path`."""
+    """A unique temporary name beside `final`, recognised by `sanitize_path`."""
     directory, name = final.rsplit("/", 1)
-    return f"{directory}/.{name}.{secrets.token_hex(8)}.tmp"
+    return f"{directory}/{temporary_name(name)}"
 
 
 def _finish(location: FsspecLocation, file: IO[bytes], *, durable: bool) -> None:
@@ -460,28 +455,3 @@ def _is_keyed_by_protocol(options: Mapping[str, Any]) -> bool:
         return False
     known = set(fsspec.available_protocols())
     return all(name in known and isinstance(value, Mapping) for name, value in options.items())
-
-
-def _sync_filesystem(path: str) -> None:
-    """Flush every dirty page and inode of the local filesystem holding `path`."""
-    syncfs = _libc_syncfs()
-    if syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        if syncfs(fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, f"syncfs failed: {os.strerror(error)}", path)
-    finally:
-        os.close(fd)
-
-
-@functools.cache
-def _libc_syncfs() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None

@@ -26,9 +26,24 @@ import pluggy
 if TYPE_CHECKING:
     import uuid
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+__all__ = ["BACKEND_HOOKS", "HOOKS", "PROJECT_NAME", "hookimpl", "hookspec"]
 
 PROJECT_NAME = "file_backed"
+
+#: The hooks every backend implements (``BackingStoreT`` and ``Strategy``).
+BACKEND_HOOKS = (
+    "store",
+    "load",
+    "delete",
+    "prepare_path",
+    "sanitize_path",
+    "persist",
+    "register",
+    "delete_persisted",
+    "sync_persisted",
+)
+#: Every hook, in the order of this module; `shutdown` is optional for backends.
+HOOKS = (*BACKEND_HOOKS, "shutdown")
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -30,23 +30,13 @@ from typing import Any
 
 import attrs
 
+from file_backed import hookspecs
 from file_backed.hookspecs import hookimpl
 
 __all__ = ["BUCKET_BOUNDS", "HOOKS", "HookMetrics", "Metrics", "find_metrics", "metrics"]
 
 #: The hooks the middleware wraps, in the order of `file_backed.hookspecs`.
-HOOKS = (
-    "store",
-    "load",
-    "delete",
-    "prepare_path",
-    "sanitize_path",
-    "persist",
-    "register",
-    "delete_persisted",
-    "sync_persisted",
-    "shutdown",
-)
+HOOKS = hookspecs.HOOKS
 
 #: Upper bounds (seconds) of the latency histogram buckets: 1 µs to about 67 s,
 #: doubling; one more bucket counts everything slower.

@@ -25,17 +25,6 @@ logger = logging.getLogger("file_backed")
 
 R = TypeVar("R")
 
-_REQUIRED_HOOKS = (
-    "store",
-    "load",
-    "delete",
-    "prepare_path",
-    "sanitize_path",
-    "persist",
-    "register",
-    "delete_persisted",
-    "sync_persisted",
-)
 _KEY_LOCKS = 64
 
 
@@ -134,7 +123,7 @@ class BackingStore:
             else:
                 self._pm.register(plugin)
         self._pm.check_pending()
-        missing = [name for name in _REQUIRED_HOOKS if not getattr(self._pm.hook, name).get_hookimpls()]
+        missing = [name for name in hookspecs.BACKEND_HOOKS if not getattr(self._pm.hook, name).get_hookimpls()]
         if missing:
             raise TypeError(f"backend {backend!r} does not implement the hooks: {', '.join(missing)}")
         self.backend = backend

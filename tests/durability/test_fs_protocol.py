@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import file_backed.localfs
 import file_backed_fs_hardlink as backend_module
 import pytest
 
@@ -78,7 +79,7 @@ def test_without_syncfs_every_touched_directory_is_fsynced(
     pool = fb.FBPool(store, max_items=8)
     keys = [pool.insert({"i": i}).persist(tracked) for i in range(3)]
     store.delete_persisted(tracked, keys[0])
-    monkeypatch.setattr(backend_module, "_libc_syncfs", lambda: None)
+    monkeypatch.setattr(file_backed.localfs, "_libc_syncfs", lambda: None)
     calls = record_calls(monkeypatch)
     store.fsync(tracked)
     assert sorted(path for _, path in calls) == sorted({str(location / key.hex[:2]) for key in keys})

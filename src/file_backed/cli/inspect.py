@@ -10,7 +10,6 @@ skipped.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from file_backed.blob import MAX_HEADER_SIZE, read_header, signing_key_bytes, verify_payload
 from file_backed.errors import ConfigError, CorruptBlobError
+from file_backed.layout import key_of_blob_name
 
 __all__ = ["ls", "verify"]
 
-_BLOB_NAME = re.compile(r"[0-9a-f]{32}")
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -54,10 +53,10 @@ def blob_files(location: Path) -> Iterator[BlobFile]:
             continue
         with os.scandir(shard_path) as entries:
             for entry in entries:
-                name = entry.name
-                if _BLOB_NAME.fullmatch(name) and name.startswith(shard) and entry.is_file(follow_symlinks=False):
+                key = key_of_blob_name(shard, entry.name)
+                if key is not None and entry.is_file(follow_symlinks=False):
                     size = entry.stat(follow_symlinks=False).st_size
-                    found.append(BlobFile(uuid.UUID(hex=name), Path(entry.path), size))
+                    found.append(BlobFile(key, Path(entry.path), size))
     yield from sorted(found, key=lambda blob: blob.key.hex)
 
 
