@@ -200,9 +200,8 @@ def test_close_deletes_the_temporary_blobs_of_live_handles(real_store: fb.Backin
 
 
 def test_a_temporary_area_serves_one_store_at_a_time(tmp_path: Path) -> None:
-    with fb.open_store("fs_hardlink", path=tmp_path):
-        with pytest.raises(fb.ConfigError, match="another open store"):
-            fb.open_store("fs_hardlink", path=tmp_path)
+    with fb.open_store("fs_hardlink", path=tmp_path), pytest.raises(fb.ConfigError, match="another open store"):
+        fb.open_store("fs_hardlink", path=tmp_path)
     fb.open_store("fs_hardlink", path=tmp_path).close()  # free again once closed
 
 
@@ -231,9 +230,8 @@ def test_blobs_in_a_directory_that_was_no_temporary_area_are_kept(tmp_path: Path
 
 
 def test_the_temporary_area_cannot_be_a_persisted_location(tmp_path: Path) -> None:
-    with fb.open_store("fs_hardlink", path=tmp_path) as store:
-        with pytest.raises(fb.ConfigError, match="temporary area"):
-            store.track_path(tmp_path)
+    with fb.open_store("fs_hardlink", path=tmp_path) as store, pytest.raises(fb.ConfigError, match="temporary area"):
+        store.track_path(tmp_path)
 
 
 def _is_blob_file(path: Path) -> bool:

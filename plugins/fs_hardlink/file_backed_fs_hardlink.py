@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 import uuid
@@ -50,6 +51,7 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _FOREIGN_EXAMPLES = 5
 _MARKER = ".file_backed-temporary"
+_UNINITIALISED_FROM = 64 * 1024
 
 try:
     import fcntl
@@ -116,6 +118,7 @@ class FsHardlinkBackend:
         self._owns_root = path is None
         root = Path(tempfile.mkdtemp(prefix="file_backed-")) if path is None else Path(path)
         self.root = self._prepare_directory(root)
+        self._root_text = os.fspath(self.root)
         self._claim_fd, claimed_before = _claim_temporary_area(self.root)
         if claimed_before:
             self._collect_leftovers()
@@ -136,12 +139,12 @@ class FsHardlinkBackend:
     @hookimpl
     def store(self, key: uuid.UUID, data: Any) -> int:
         buffers, size = encode_blob(self.codec, data, signing_key=self._signing_key, context=key.bytes)
-        _write_atomically(self._blob_path(self.root, key), buffers, fsync=False)
+        _write_atomically(self._temporary_blob(key), buffers, fsync=False)
         return size
 
     @hookimpl
     def load(self, key: uuid.UUID) -> Any:
-        path = self._blob_path(self.root, key)
+        path = self._temporary_blob(key)
         source = f"blob {key} ({path})"
         try:
             fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
@@ -151,28 +154,26 @@ class FsHardlinkBackend:
             if error.errno == errno.ELOOP:
                 raise BlobNotFoundError(f"{path} is a symbolic link, which fs_hardlink never follows") from None
             raise
-        with open(fd, "rb", buffering=0) as file:
+        try:
             size = os.fstat(fd).st_size
-            head = file.read(min(size, MAX_HEADER_SIZE))
-            header = read_header(head, source=source)
-            if size - header.size != header.payload_length:
-                raise CorruptBlobError(
-                    f"{source}: the file holds {size - header.size} payload bytes, its header says "
-                    f"{header.payload_length} (truncated or extended after it was written)"
-                )
-            payload = bytearray(header.payload_length)
-            view = memoryview(payload)
-            already = len(head) - header.size
-            view[:already] = head[header.size :]
-            _read_into(file, view[already:])
+            blob = _read_buffer(size)
+            _read_into(fd, blob)
+        finally:
+            os.close(fd)
+        header = read_header(blob[:MAX_HEADER_SIZE], source=source)
+        if size - header.size != header.payload_length:
+            raise CorruptBlobError(
+                f"{source}: the file holds {size - header.size} payload bytes, its header says "
+                f"{header.payload_length} (truncated or extended after it was written)"
+            )
         return decode_payload(
-            self.codec, header, view, source=source, signing_key=self._signing_key, context=key.bytes
+            self.codec, header, blob[header.size :], source=source, signing_key=self._signing_key, context=key.bytes
         )
 
     @hookimpl
     def delete(self, key: uuid.UUID) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._blob_path(self.root, key))
+            os.unlink(self._temporary_blob(key))
 
     # -- persisted locations -----------------------------------------------------------
 
@@ -334,6 +335,11 @@ class FsHardlinkBackend:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _temporary_blob(self, key: uuid.UUID) -> str:
+        """The file of `key`'s blob in the temporary area (a string: the hot path)."""
+        name = key.hex
+        return f"{self._root_text}/{name[:2]}/{name}"
+
     @staticmethod
     def _blob_path(root: Path, key: uuid.UUID) -> Path:
         name = key.hex
@@ -457,11 +463,12 @@ def _claim_temporary_area(root: Path) -> tuple[int, bool]:
     return fd, existed
 
 
-def _temporary_name(final: Path) -> Path:
-    return final.with_name(temporary_name(final.name))
+def _temporary_name(final: str | Path) -> str:
+    directory, name = os.path.split(final)
+    return os.path.join(directory, temporary_name(name))
 
 
-def _write_atomically(final: Path, buffers: Sequence[Buffer], *, fsync: bool) -> None:
+def _write_atomically(final: str | Path, buffers: Sequence[Buffer], *, fsync: bool) -> None:
     """Write `buffers` to a temporary file beside `final`, fsync it when asked,
     and rename it to `final`. On any failure the temporary file is removed."""
     temporary = _temporary_name(final)
@@ -521,11 +528,21 @@ def _skip(views: list[memoryview], count: int) -> Iterator[memoryview]:
         return
 
 
-def _read_into(file: Any, view: memoryview) -> None:
+def _read_buffer(size: int) -> memoryview:
+    """A writable buffer of `size` bytes to read a blob into. Large ones are
+    uninitialised numpy memory when numpy is already loaded (no zero-filling
+    pass), else a `bytearray`; decoded values may keep referencing it."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and size >= _UNINITIALISED_FROM:
+        return memoryview(numpy.empty(size, dtype=numpy.uint8))
+    return memoryview(bytearray(size))
+
+
+def _read_into(fd: int, view: memoryview) -> None:
     while view.nbytes:
-        count = file.readinto(view)
+        count = os.readv(fd, [view])
         if not count:
-            break  # shrunk while reading: the checksum in decode_payload reports it
+            break  # shrunk while reading: the header and checksum checks report it
         view = view[count:]
 
 

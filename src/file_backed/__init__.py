@@ -9,8 +9,9 @@
 42
 """
 
+from typing import TYPE_CHECKING, Any
+
 from file_backed.codecs.base import Codec
-from file_backed.config import FileBackedConfig, load_config, open_pool
 from file_backed.errors import (
     BackgroundTaskError,
     BlobNotFoundError,
@@ -56,3 +57,17 @@ __all__ = [
     "open_store",
     "save",
 ]
+
+if TYPE_CHECKING:
+    from file_backed.config import FileBackedConfig, load_config, open_pool
+
+_LAZY = {"FileBackedConfig", "load_config", "open_pool"}
+
+
+def __getattr__(name: str) -> Any:
+    """Configuration (cattrs) is imported on first use, keeping ``import file_backed`` light."""
+    if name in _LAZY:
+        from file_backed import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'file_backed' has no attribute {name!r}")

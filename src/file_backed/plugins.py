@@ -8,16 +8,18 @@ forgets the cache (after installing or removing a distribution at run time).
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import logging
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from file_backed.codecs.base import Codec
 from file_backed.errors import ConfigError, PluginNotFoundError
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 __all__ = [
     "BACKENDS_GROUP",
@@ -61,6 +63,8 @@ def installed(group: str) -> Mapping[str, PluginInfo]:
 
     Raises `ConfigError` when two distributions declare the same name.
     """
+    import importlib.metadata
+
     found: dict[str, PluginInfo] = {}
     for entry_point in importlib.metadata.entry_points(group=group):
         dist = entry_point.dist

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import functools
 import logging
@@ -238,6 +237,8 @@ class BackingStore:
 
     async def afinished(self, timeout: float | None = None) -> None:
         """Coroutine twin of `finished`."""
+        import asyncio
+
         await asyncio.to_thread(self.finished, timeout)
 
     async def call(
@@ -249,6 +250,8 @@ class BackingStore:
         runs to completion and `on_abandon` receives its result, so a resource
         it acquired (a guard) can be released.
         """
+        import asyncio
+
         self._check_open()
         future = self._call_executor().submit(fn, *args)
         try:

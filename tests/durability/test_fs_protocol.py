@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import file_backed.localfs
-import file_backed_fs_hardlink as backend_module
 import pytest
 
 import file_backed as fb
+import file_backed.localfs
 
 from .conftest import blob_file, stray_files
 
