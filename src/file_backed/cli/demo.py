@@ -47,7 +47,8 @@ def _progress(console: Console) -> Progress:
 @click.option("--pool-items", default=40, show_default=True, help="Items the pool keeps in memory.")
 @click.option("--reads", default=2000, show_default=True, help="Random reads after the inserts.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the read order.")
-def demo(items: int, item_kib: int, pool_items: int, reads: int, seed: int) -> None:
+@click.option("--fsync/--no-fsync", default=True, show_default=True, help="fs_hardlink's fsync option.")
+def demo(items: int, item_kib: int, pool_items: int, reads: int, seed: int, fsync: bool) -> None:
     """More data than the memory budget flows through a pool on fs_hardlink."""
     console = Console()
     size = item_kib * 1024
@@ -55,7 +56,7 @@ def demo(items: int, item_kib: int, pool_items: int, reads: int, seed: int) -> N
     with tempfile.TemporaryDirectory(prefix="file_backed-demo-") as scratch:
         persisted = Path(scratch) / "persisted"
         started = time.perf_counter()
-        with fb.open_store("fs_hardlink") as store:
+        with fb.open_store("fs_hardlink", fsync=fsync) as store:
             console.print(
                 f"[bold]file_backed demo[/]: {items} items of {item_kib} KiB "
                 f"({items * size / MiB:.0f} MiB) through a pool of {pool_items} items "
@@ -93,6 +94,8 @@ def demo(items: int, item_kib: int, pool_items: int, reads: int, seed: int) -> N
         elapsed = time.perf_counter() - started
         restored = _restore(persisted, keys)
     _summary(console, items, size, pool_items, reads, stats, elapsed, restored, len(keys))
+    if not fsync:
+        console.print("[yellow]fsync off[/]: persisted items survive a crash of the process, not of the machine")
 
 
 def _restore(persisted: Path, keys: dict[uuid.UUID, int]) -> int:
