@@ -68,3 +68,21 @@ def test_only_runs_the_named_workloads(tmp_path: Path, monkeypatch: pytest.Monke
 
     assert result.exit_code == 0, result.output
     assert [section["name"] for section in json.loads(report_path.read_text())["sections"]] == ["hit"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_mode_runs_once_with_every_peer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's CI smoke run: quick mode as a user runs it, peers included."""
+    for peer in ("zict", "diskcache", "cachetools"):
+        pytest.importorskip(peer)
+    monkeypatch.setenv("FILE_BACKED_BENCH_DIR", str(tmp_path))
+    report_path = tmp_path / "report.json"
+
+    result = CliRunner().invoke(main, ["bench", "--json", str(report_path)])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["mode"] == "quick"
+    compared = {row["other_name"] for section in report["sections"] for row in section["rows"]}
+    assert {"zict", "diskcache", "zict buf[k]", "cachetools get"} <= compared
