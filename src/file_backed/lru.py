@@ -47,14 +47,6 @@ class SegmentedLRU(Generic[K]):
     def __contains__(self, entry: object) -> bool:
         return entry in self._front or entry in self._back
 
-    def segment_of(self, entry: K) -> str | None:
-        """``"front"``, ``"back"`` or None."""
-        if entry in self._front:
-            return "front"
-        if entry in self._back:
-            return "back"
-        return None
-
     def order(self) -> list[K]:
         """Entries from the front of the front half to the end of the back half."""
         return [*reversed(self._front), *reversed(self._back)]
