@@ -441,13 +441,13 @@ def test_insert_never_waits_for_an_eviction_write(store: fb.BackingStore, backen
     store.finished()
 
 
-def test_insert_waits_while_eviction_writes_hold_more_than_a_tenth_of_the_budget(
+def test_insert_waits_while_eviction_writes_hold_more_than_a_twentieth_of_the_budget(
     store: fb.BackingStore, backend: RecordingBackend
 ) -> None:
     pool = fb.FBPool(store, max_items=100, max_bytes=10_000)
     big = pool.insert(bytes(9_000))
     entered, release = backend.gate(big.key)
-    second = pool.insert(bytes(2_000))  # evicts `big`: its write holds 9 000 bytes > 1 000
+    second = pool.insert(bytes(2_000))  # evicts `big`: its write holds 9 000 bytes > 500
     assert entered.wait(10)
     inserted = threading.Event()
     inserter = threading.Thread(target=lambda: (pool.insert(bytes(10)), inserted.set()))
@@ -474,3 +474,31 @@ def test_pool_as_context_manager_closes_its_store(backend: RecordingBackend) -> 
     with fb.FBPool(fb.BackingStore(backend), max_items=2) as pool:
         pool.insert("x")
     assert pool.store.closed
+
+
+def test_byte_budget_trims_freed_memory_after_a_twentieth_of_it_was_evicted(
+    store: fb.BackingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from file_backed import pool as pool_module
+
+    trims: list[None] = []
+    monkeypatch.setattr(pool_module, "trimming_available", lambda: True)
+    monkeypatch.setattr(pool_module, "release_free_memory", lambda: trims.append(None))
+    pool = fb.FBPool(store, max_items=100, max_bytes=10_000)
+    handles = [pool.insert(bytes(500)) for _ in range(20)]  # nothing evicted yet: 10 000 bytes
+    store.finished()
+    assert trims == []
+    handles.append(pool.insert(bytes(500)))  # 500 bytes dropped: a twentieth
+    store.finished()
+    assert len(trims) == 1
+
+
+def test_trimming_can_be_turned_off(store: fb.BackingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from file_backed import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "trimming_available", lambda: True)
+    monkeypatch.setattr(pool_module, "release_free_memory", lambda: pytest.fail("trimmed"))
+    pool = fb.FBPool(store, max_items=100, max_bytes=1_000, trim_memory=False)
+    handles = [pool.insert(bytes(500)) for _ in range(10)]
+    store.finished()
+    assert sum(h.resident for h in handles) == 2

@@ -15,6 +15,7 @@ from file_backed.handle import ABSENT, Fb, ReadGuard, WriteGuard
 from file_backed.lru import SegmentedLRU
 from file_backed.sizing import default_sizeof
 from file_backed.store import BackingStore, Token, TrackedPath, as_key
+from file_backed.trimming import release_free_memory, trimming_available
 
 __all__ = ["FBPool", "PoolStats"]
 
@@ -65,11 +66,17 @@ class FBPool(Generic[T]):
         item larger than the whole budget goes straight to the store.
     sizeof:
         Measures an item's bytes; default `file_backed.sizing.default_sizeof`.
+    trim_memory:
+        With `max_bytes`: each time evictions have freed a twentieth of the budget,
+        a background task returns the allocator's free pages to the operating
+        system (glibc ``malloc_trim``), so the resident set stays near the
+        budget instead of keeping every freed buffer. It costs load speed
+        (fresh pages are faulted in again); pass False to keep the pages.
 
     Items held by a guard, and items whose eviction write is running, stay in
     memory outside the budget until released or written. `insert` does not
     wait for the eviction write it causes; it waits only while the running
-    eviction writes hold more than a tenth of `max_bytes` (without a byte
+    eviction writes hold more than a twentieth of `max_bytes` (without a byte
     budget: more than `max_items` items or twice the store's worker threads,
     whichever is more), so memory stays bounded when inserts
     outpace the store. A failed eviction write keeps its item in memory and
@@ -86,6 +93,8 @@ class FBPool(Generic[T]):
         max_items: int,
         max_bytes: int | None = None,
         sizeof: Callable[[Any], int] | None = None,
+        *,
+        trim_memory: bool = True,
     ) -> None:
         if not isinstance(store, BackingStore):
             raise TypeError(f"FBPool needs a BackingStore, got {type(store).__name__}")
@@ -100,6 +109,10 @@ class FBPool(Generic[T]):
         self._backlog_items = 0
         self._backlog_bytes = 0
         self._backlog_done = threading.Condition(self._lock)
+        # Trim after this many bytes were dropped from memory (None: never).
+        self._trim_every = max_bytes // 20 if trim_memory and max_bytes and trimming_available() else None
+        self._dropped_since_trim = 0
+        self._trimming = False
 
     @property
     def max_items(self) -> int:
@@ -158,7 +171,7 @@ class FBPool(Generic[T]):
 
     def _backlog_over_locked(self) -> bool:
         if self._lru.max_bytes is not None:
-            return self._backlog_bytes > self._lru.max_bytes // 10
+            return self._backlog_bytes > self._lru.max_bytes // 20
         return self._backlog_items > max(self._lru.max_items, 2 * self.store.workers)
 
     def register(self, tracked: TrackedPath, key: uuid.UUID | str) -> Fb[T] | None:
@@ -394,6 +407,19 @@ class FBPool(Generic[T]):
     def _drop_value_locked(self, item: Fb[T]) -> None:
         item._value = ABSENT
         self._counts["evictions"] += 1
+        if self._trim_every is not None:
+            self._dropped_since_trim += item._size
+            if not self._trimming and self._dropped_since_trim >= self._trim_every:
+                self._trimming = True
+                self._dropped_since_trim = 0
+                self.store.spawn(self._trim)
+
+    def _trim(self) -> None:
+        try:
+            release_free_memory()
+        finally:
+            with self._lock:
+                self._trimming = False
 
     @staticmethod
     def _idle(item: Fb[T]) -> bool:
