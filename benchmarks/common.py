@@ -79,22 +79,28 @@ class Target:
 class Row:
     """One figure of the library and, optionally, one comparison figure.
 
-    `value` and `other` are medians over the repeats in `unit`; `runs` and
-    `other_runs` are every repeat's figure. `ratio` is ``value / other``.
-    `indicative` marks a target checked at reduced (quick-mode) sizes.
+    `runs` and `other_runs` are every repeat's figure in `unit`; `value` and
+    `other` are their medians, and `ratio` is ``value / other``. `indicative`
+    marks a target checked at reduced (quick-mode) sizes.
     """
 
     workload: str
     metric: str
     unit: str
-    value: float | None
+    runs: tuple[float, ...]
     other_name: str = ""
-    other: float | None = None
-    runs: tuple[float, ...] = ()
     other_runs: tuple[float, ...] = ()
     target: Target | None = None
     indicative: bool = False
     note: str = ""
+
+    @property
+    def value(self) -> float | None:
+        return median(self.runs) if self.runs else None
+
+    @property
+    def other(self) -> float | None:
+        return median(self.other_runs) if self.other_runs else None
 
     @property
     def ratio(self) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import file_backed as fb
 
-from .common import Context, Row, Section, Target, Workload, median, optional_peer
+from .common import Context, Row, Section, Target, Workload, optional_peer
 
 __all__ = ["WORKLOADS"]
 
@@ -93,10 +93,8 @@ def run(ctx: Context) -> Section:
                     workload="hit",
                     metric=ours,
                     unit="ns",
-                    value=median(nanoseconds[ours]),
                     runs=tuple(nanoseconds[ours]),
                     other_name=peer,
-                    other=median(nanoseconds[peer]) if peer else None,
                     other_runs=tuple(nanoseconds[peer]) if peer else (),
                     target=target,
                 )

@@ -26,7 +26,7 @@ import numpy as np
 
 import file_backed as fb
 
-from .common import Context, KiB, MiB, Row, Section, Target, Workload, median, optional_peer, page_cache_note, timed
+from .common import Context, KiB, MiB, Row, Section, Target, Workload, optional_peer, page_cache_note, timed
 
 __all__ = ["WORKLOADS"]
 
@@ -232,10 +232,8 @@ def _measure(
                     workload=name,
                     metric=metric,
                     unit=unit,
-                    value=median(ours[metric]),
                     runs=tuple(ours[metric]),
                     other_name=peer,
-                    other=median(theirs[metric]),
                     other_runs=tuple(theirs[metric]),
                     target=target,
                     indicative=indicative and target is not None,
@@ -243,7 +241,7 @@ def _measure(
             )
     if len(figures) == 1:
         for metric, unit in (("inserts/s", "/s"), ("reads/s", "/s"), ("read MB/s", "MB/s"), ("hit rate", "fraction")):
-            section.rows.append(Row(name, metric, unit, median(ours[metric]), runs=tuple(ours[metric])))
+            section.rows.append(Row(name, metric, unit, runs=tuple(ours[metric])))
     section.notes.append(page_cache_note(ctx, sizes.items * sizes.item_bytes))
     section.notes.append(f"{ctx.repeats} repeats, medians; systems alternate their order per repeat, fresh directories")
     return section

@@ -28,7 +28,7 @@ import numpy as np
 
 import file_backed as fb
 
-from .common import Context, KiB, MiB, Row, Section, Target, Workload, median
+from .common import Context, KiB, MiB, Row, Section, Target, Workload
 
 __all__ = ["WORKLOADS"]
 
@@ -152,10 +152,8 @@ def _rows(figures: dict[str, list[float]], temperature: str, where: str) -> list
             workload="threads",
             metric=f"{metric} ({where})",
             unit="/s",
-            value=median(figures[ours]),
             runs=tuple(figures[ours]),
             other_name=other_name,
-            other=median(figures[other]),
             other_runs=tuple(figures[other]),
             target=target,
         )

@@ -27,15 +27,15 @@ def test_targets_compare_the_right_figure() -> None:
         "x",
         "reads/s",
         "/s",
-        300.0,
+        (300.0,),
         other_name="peer",
-        other=100.0,
+        other_runs=(100.0,),
         target=common.Target("ratio", ">=", 1.5, ">= 1.5x peer"),
     )
     assert faster.ratio == 3.0 and faster.met is True
-    slow = common.Row("x", "import", "ms", 200.0, target=common.Target("value", "<=", 150.0, "<= 150 ms"))
+    slow = common.Row("x", "import", "ms", (200.0,), target=common.Target("value", "<=", 150.0, "<= 150 ms"))
     assert slow.ratio is None and slow.met is False
-    assert common.Row("x", "m", "s", 1.0).met is None
+    assert common.Row("x", "m", "s", (1.0,)).met is None
 
 
 def test_smoke_run_reports_every_workload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
