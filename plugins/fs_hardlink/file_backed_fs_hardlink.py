@@ -25,7 +25,6 @@ import logging
 import os
 import shutil
 import stat
-import sys
 import tempfile
 import threading
 import uuid
@@ -38,7 +37,7 @@ from file_backed.blob import MAX_HEADER_SIZE, decode_payload, encode_blob, read_
 from file_backed.codecs.base import Buffer
 from file_backed.errors import CorruptBlobError
 from file_backed.layout import SHARDS, is_temporary_name, key_of_blob_name, temporary_name
-from file_backed.localfs import syncfs
+from file_backed.localfs import read_file, syncfs
 
 __all__ = ["FsHardlinkBackend"]
 
@@ -51,7 +50,6 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _FOREIGN_EXAMPLES = 5
 _MARKER = ".file_backed-temporary"
-_UNINITIALISED_FROM = 64 * 1024
 
 try:
     import fcntl
@@ -155,15 +153,13 @@ class FsHardlinkBackend:
                 raise BlobNotFoundError(f"{path} is a symbolic link, which fs_hardlink never follows") from None
             raise
         try:
-            size = os.fstat(fd).st_size
-            blob = _read_buffer(size)
-            _read_into(fd, blob)
+            blob = read_file(fd)
         finally:
             os.close(fd)
         header = read_header(blob[:MAX_HEADER_SIZE], source=source)
-        if size - header.size != header.payload_length:
+        if blob.nbytes - header.size != header.payload_length:
             raise CorruptBlobError(
-                f"{source}: the file holds {size - header.size} payload bytes, its header says "
+                f"{source}: the file holds {blob.nbytes - header.size} payload bytes, its header says "
                 f"{header.payload_length} (truncated or extended after it was written)"
             )
         return decode_payload(
@@ -526,24 +522,6 @@ def _skip(views: list[memoryview], count: int) -> Iterator[memoryview]:
         yield view[count:]
         yield from views[index + 1 :]
         return
-
-
-def _read_buffer(size: int) -> memoryview:
-    """A writable buffer of `size` bytes to read a blob into. Large ones are
-    uninitialised numpy memory when numpy is already loaded (no zero-filling
-    pass), else a `bytearray`; decoded values may keep referencing it."""
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and size >= _UNINITIALISED_FROM:
-        return memoryview(numpy.empty(size, dtype=numpy.uint8))
-    return memoryview(bytearray(size))
-
-
-def _read_into(fd: int, view: memoryview) -> None:
-    while view.nbytes:
-        count = os.readv(fd, [view])
-        if not count:
-            break  # shrunk while reading: the header and checksum checks report it
-        view = view[count:]
 
 
 def _fsync_file(path: Path) -> None:

@@ -51,7 +51,7 @@ from file_backed import BlobNotFoundError, Codec, ConfigError, FileBackedError, 
 from file_backed.blob import decode_blob, encode_blob
 from file_backed.codecs.base import Buffer
 from file_backed.layout import SHARDS, is_temporary_name, key_of_blob_name, temporary_name
-from file_backed.localfs import syncfs
+from file_backed.localfs import read_file, syncfs
 
 __all__ = ["CHUNK_SIZE", "FsspecBackend", "FsspecLocation", "RemoteStoreError"]
 
@@ -364,20 +364,16 @@ def _discard(location: FsspecLocation, temporary: str) -> None:
         logger.debug("could not remove the partial write %s: %s", location.fs.unstrip_protocol(temporary), error)
 
 
-def _get(location: FsspecLocation, key: uuid.UUID) -> bytearray:
+def _get(location: FsspecLocation, key: uuid.UUID) -> bytearray | memoryview:
     """The blob of `key`, whole, in a writable buffer (codecs decode without copying)."""
     path = location.blob(key)
     if location.kind != "local":
         return bytearray(location.fs.cat_file(path))
-    with open(path, "rb", buffering=0) as file:
-        blob = bytearray(os.fstat(file.fileno()).st_size)
-        view = memoryview(blob)
-        while view.nbytes:
-            count = file.readinto(view)
-            if not count:
-                return blob[: len(blob) - view.nbytes]  # truncated meanwhile: the checksum reports it
-            view = view[count:]
-    return blob
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return read_file(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove(location: FsspecLocation, key: uuid.UUID) -> None:
