@@ -393,7 +393,8 @@ def test_max_bytes_bounds_resident_bytes(store: fb.BackingStore) -> None:
     handles = [pool.insert(bytes(3_000)) for _ in range(10)]
     store.finished()
     assert pool.stats.bytes <= 10_000
-    assert sum(h.resident for h in handles) == 3
+    # Three fit; while eviction writes run, their values count against the budget too.
+    assert 2 <= sum(h.resident for h in handles) <= 3
 
 
 def test_item_larger_than_the_byte_budget_goes_straight_to_the_store(

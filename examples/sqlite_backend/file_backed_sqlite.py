@@ -30,6 +30,7 @@ from typing import Any
 
 from file_backed import BlobNotFoundError, Codec, hookimpl
 from file_backed.blob import decode_blob, encode_blob
+from file_backed.buffers import copy_of
 
 __all__ = ["BUSY_TIMEOUT", "SqliteBackend"]
 
@@ -108,7 +109,7 @@ class SqliteBackend:
 
     @hookimpl
     def store(self, key: uuid.UUID, data: Any) -> int:
-        buffers, size = encode_blob(self.codec, data)
+        buffers, size = encode_blob(self.codec, data, key=key)
         blob = b"".join(buffers)
         with _connect(self.database, durable=False) as connection, _transaction(connection):
             connection.execute("INSERT INTO blobs (key, data) VALUES (?, ?)", (key.bytes, blob))
@@ -120,7 +121,7 @@ class SqliteBackend:
             row = connection.execute("SELECT data FROM blobs WHERE key = ?", (key.bytes,)).fetchone()
         if row is None:
             raise BlobNotFoundError(f"no blob for key {key} in {self.database}")
-        return decode_blob(self.codec, bytearray(row[0]), source=f"blob {key} ({self.database})")
+        return decode_blob(self.codec, copy_of(row[0]), source=f"blob {key} ({self.database})", key=key)
 
     @hookimpl
     def delete(self, key: uuid.UUID) -> None:

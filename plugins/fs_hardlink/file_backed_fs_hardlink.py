@@ -136,7 +136,7 @@ class FsHardlinkBackend:
 
     @hookimpl
     def store(self, key: uuid.UUID, data: Any) -> int:
-        buffers, size = encode_blob(self.codec, data, signing_key=self._signing_key, context=key.bytes)
+        buffers, size = encode_blob(self.codec, data, key=key, signing_key=self._signing_key)
         _write_atomically(self._temporary_blob(key), buffers, fsync=False)
         return size
 
@@ -163,8 +163,15 @@ class FsHardlinkBackend:
                 f"{header.payload_length} (truncated or extended after it was written)"
             )
         return decode_payload(
-            self.codec, header, blob[header.size :], source=source, signing_key=self._signing_key, context=key.bytes
+            self.codec, header, blob[header.size :], source=source, key=key, signing_key=self._signing_key
         )
+
+    @hookimpl
+    def blob_size(self, key: uuid.UUID) -> int:
+        try:
+            return os.stat(self._temporary_blob(key), follow_symlinks=False).st_size
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"no blob for key {key} at {self._temporary_blob(key)}") from None
 
     @hookimpl
     def delete(self, key: uuid.UUID) -> None:

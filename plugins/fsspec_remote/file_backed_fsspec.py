@@ -49,6 +49,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from file_backed import BlobNotFoundError, Codec, ConfigError, FileBackedError, hookimpl
 from file_backed.blob import decode_blob, encode_blob
+from file_backed.buffers import copy_of
 from file_backed.codecs.base import Buffer
 from file_backed.layout import SHARDS, is_temporary_name, key_of_blob_name, temporary_name
 from file_backed.localfs import read_file, syncfs
@@ -151,7 +152,7 @@ class FsspecBackend:
 
     @hookimpl
     def store(self, key: uuid.UUID, data: Any) -> int:
-        buffers, size = encode_blob(self.codec, data)
+        buffers, size = encode_blob(self.codec, data, key=key)
         with _failures(f"write {self.root.blob_url(key)}"):
             _put(self.root, key, buffers, durable=False)
         return size
@@ -161,7 +162,13 @@ class FsspecBackend:
         url = self.root.blob_url(key)
         with _failures(f"read {url}", missing=f"no blob for key {key} at {url}"):
             blob = _get(self.root, key)
-        return decode_blob(self.codec, blob, source=f"blob {key} ({url})")
+        return decode_blob(self.codec, blob, source=f"blob {key} ({url})", key=key)
+
+    @hookimpl
+    def blob_size(self, key: uuid.UUID) -> int:
+        url = self.root.blob_url(key)
+        with _failures(f"stat {url}", missing=f"no blob for key {key} at {url}"):
+            return int(self.root.fs.size(self.root.blob(key)))
 
     @hookimpl
     def delete(self, key: uuid.UUID) -> None:
@@ -364,11 +371,11 @@ def _discard(location: FsspecLocation, temporary: str) -> None:
         logger.debug("could not remove the partial write %s: %s", location.fs.unstrip_protocol(temporary), error)
 
 
-def _get(location: FsspecLocation, key: uuid.UUID) -> bytearray | memoryview:
-    """The blob of `key`, whole, in a writable buffer (codecs decode without copying)."""
+def _get(location: FsspecLocation, key: uuid.UUID) -> memoryview:
+    """The blob of `key`, whole, in an aligned writable buffer (codecs decode without copying)."""
     path = location.blob(key)
     if location.kind != "local":
-        return bytearray(location.fs.cat_file(path))
+        return copy_of(location.fs.cat_file(path))
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         return read_file(fd)

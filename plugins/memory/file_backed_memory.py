@@ -17,6 +17,7 @@ import attrs
 
 from file_backed import BlobNotFoundError, Codec, hookimpl
 from file_backed.blob import decode_blob, encode_blob
+from file_backed.buffers import copy_of
 
 __all__ = ["MemoryBackend", "MemoryLocation"]
 
@@ -55,7 +56,7 @@ class MemoryBackend:
 
     @hookimpl
     def store(self, key: uuid.UUID, data: Any) -> int:
-        buffers, size = encode_blob(self.codec, data)
+        buffers, size = encode_blob(self.codec, data, key=key)
         blob = b"".join(buffers)
         with self._lock:
             self._blobs[key] = blob
@@ -63,7 +64,11 @@ class MemoryBackend:
 
     @hookimpl
     def load(self, key: uuid.UUID) -> Any:
-        return decode_blob(self.codec, bytearray(self._blob(key)), source=f"key {key} in the memory store")
+        return decode_blob(self.codec, copy_of(self._blob(key)), source=f"key {key} in the memory store", key=key)
+
+    @hookimpl
+    def blob_size(self, key: uuid.UUID) -> int:
+        return len(self._blob(key))
 
     @hookimpl
     def delete(self, key: uuid.UUID) -> None:

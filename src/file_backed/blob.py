@@ -1,32 +1,44 @@
 """The blob format: a small header with a checksum (and optionally a MAC) in front
-of a codec's payload.
+of a codec's payload, bound to the blob's key.
 
 Backends that keep blobs as byte strings (files, objects, rows) use this module
 so every blob says which codec wrote it and how long it is, and so a changed,
-truncated or foreign blob raises `CorruptBlobError` instead of decoding to a
-wrong object.
+truncated, foreign or misplaced blob raises `CorruptBlobError` instead of
+decoding to a wrong object.
 
 Layout (little-endian)::
 
     magic     4 bytes  b"FBLB"
-    version   u8       1
+    version   u8       2
     flags     u8       bit 0: signed (a MAC follows the codec name); other bits 0
     name_len  u8       length of the codec name
-    reserved  u8       0
+    blocks    u8       header size in units of 64 bytes
     length    u64      payload length in bytes
-    checksum  u64      xxh3_64 of the 16 bytes above, the codec name and the payload
+    checksum  u64      xxh3_64 of the 16 bytes above, the codec name, the key's
+                       16 bytes and the payload
     codec     name_len bytes, ASCII
     mac       32 bytes, only when signed: HMAC-SHA256 (see below)
+    padding   zero bytes up to the header size
     payload   length bytes
 
-The checksum detects accidental damage (bit rot, torn or truncated writes). It
-is not a defence against someone who can write the blob: they can recompute
-it. For locations others could write, a *signing key* makes every blob carry
-``HMAC-SHA256(key, first 16 bytes + codec name + u8 len(context) + context +
-payload)``, where the context is supplied by the caller and not stored (the
-file backends pass the key's 16 bytes, so a signed blob cannot be moved under
-another key's name). A reader with a signing key rejects unsigned blobs and
-checks the MAC before the codec sees a byte of the payload.
+The header takes a multiple of 64 bytes, so a payload read into a buffer from
+`file_backed.buffers.allocate` starts on a 64-byte boundary, and so do the
+array data that codecs align within their payload.
+
+The checksum covers the key the blob was stored under (the key is not stored):
+a blob copied or renamed to another key's name fails its check. It detects
+accidental damage and mix-ups (bit rot, torn or truncated writes, swapped
+files); it is not a defence against someone who can write the blob, who can
+recompute it. For locations others could write, a *signing key* makes every
+blob carry ``HMAC-SHA256(signing key, first 16 bytes + codec name + key +
+payload)``. A reader with a signing key rejects unsigned blobs and checks the
+MAC before the codec sees a byte of the payload.
+
+The key of a blob is the one a backend passes (`key=`); where it passes none,
+the key of the hook call the store is making on this thread (`bound_to`), so
+backends that frame blobs with these functions bind them to their keys without
+doing anything for it; outside any store call and without `key=`, blobs are
+bound to no key (16 zero bytes).
 """
 
 from __future__ import annotations
@@ -34,22 +46,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+import threading
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 import xxhash
 
-from file_backed.codecs.base import Buffer, Codec
+from file_backed.codecs.base import ALIGNMENT, Buffer, Codec
 from file_backed.errors import ConfigError, CorruptBlobError
 
 __all__ = [
     "FIXED_HEADER_SIZE",
+    "HEADER_ALIGNMENT",
     "MAC_SIZE",
     "MAGIC",
     "MAX_HEADER_SIZE",
     "MIN_SIGNING_KEY_BYTES",
     "BlobHeader",
+    "bound_to",
     "decode_blob",
     "decode_payload",
     "encode_blob",
@@ -59,7 +75,7 @@ __all__ = [
 ]
 
 MAGIC = b"FBLB"
-VERSION = 1
+VERSION = 2
 #: Flags bit: the header carries a MAC after the codec name.
 FLAG_SIGNED = 0x01
 _KNOWN_FLAGS = FLAG_SIGNED
@@ -69,10 +85,16 @@ _CHECKSUM = struct.Struct("<Q")
 MAC_SIZE = hashlib.sha256().digest_size
 #: Bytes before the codec name; `read_header` needs at least this much.
 FIXED_HEADER_SIZE = _PREFIX.size + _CHECKSUM.size
-#: The most bytes a header can take (fixed part, the longest codec name, a MAC).
-MAX_HEADER_SIZE = FIXED_HEADER_SIZE + 255 + MAC_SIZE
+#: A header's size is a multiple of this, so payloads start aligned.
+HEADER_ALIGNMENT = ALIGNMENT
+#: The most bytes a header can take (fixed part, the longest codec name, a MAC, padding).
+MAX_HEADER_SIZE = -(-(FIXED_HEADER_SIZE + 255 + MAC_SIZE) // HEADER_ALIGNMENT) * HEADER_ALIGNMENT
 #: The shortest signing key accepted, in bytes.
 MIN_SIGNING_KEY_BYTES = 16
+_ZEROS = bytes(HEADER_ALIGNMENT)
+_NO_KEY = bytes(16)
+
+_current = threading.local()
 
 
 @attrs.frozen
@@ -84,7 +106,7 @@ class BlobHeader:
     checksum: int
     #: Bytes the header takes; the payload starts here.
     size: int
-    #: The bytes the checksum (and MAC) cover besides the payload.
+    #: The header bytes the checksum (and MAC) cover besides the key and the payload.
     covered: bytes
     #: The MAC of a signed blob, None for an unsigned one.
     mac: bytes | None = None
@@ -92,6 +114,36 @@ class BlobHeader:
     @property
     def signed(self) -> bool:
         return self.mac is not None
+
+
+class bound_to:
+    """Context of one hook call on this thread: blobs framed or checked without
+    an explicit ``key=`` are bound to `key`, and signed with `signing_key`
+    where the caller passes none. The store enters it around ``store`` and
+    ``load`` hook calls."""
+
+    __slots__ = ("_key", "_outer", "_signing_key")
+
+    def __init__(self, key: uuid.UUID, signing_key: bytes | None = None) -> None:
+        self._key = key.bytes
+        self._signing_key = signing_key
+        self._outer: tuple[bytes, bytes | None] | None = None
+
+    def __enter__(self) -> None:
+        self._outer = getattr(_current, "binding", None)
+        _current.binding = (self._key, self._signing_key)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.binding = self._outer
+
+
+def _binding(key: uuid.UUID | None, signing_key: bytes | None) -> tuple[bytes, bytes | None]:
+    """The key bytes and signing key that apply to one blob."""
+    outer: tuple[bytes, bytes | None] | None = getattr(_current, "binding", None)
+    key_bytes = key.bytes if key is not None else outer[0] if outer is not None else _NO_KEY
+    if signing_key is None and outer is not None:
+        signing_key = outer[1]
+    return key_bytes, signing_key
 
 
 def signing_key_bytes(key: str | bytes | bytearray | None, *, option: str = "signing_key") -> bytes | None:
@@ -113,48 +165,51 @@ def signing_key_bytes(key: str | bytes | bytearray | None, *, option: str = "sig
     return bytes(key)
 
 
-def _checksum(covered: bytes, payload: Iterable[Buffer]) -> int:
+def _checksum(covered: bytes, key_bytes: bytes, payload: Iterable[Buffer]) -> int:
     digest = xxhash.xxh3_64(covered)
+    digest.update(key_bytes)
     for buffer in payload:
         digest.update(buffer)
     return digest.intdigest()
 
 
-def _mac(signing_key: bytes, covered: bytes, context: bytes, payload: Iterable[Buffer]) -> bytes:
-    if len(context) > 255:
-        raise ValueError(f"a MAC context has at most 255 bytes, got {len(context)}")
+def _mac(signing_key: bytes, covered: bytes, key_bytes: bytes, payload: Iterable[Buffer]) -> bytes:
     digest = hmac.new(signing_key, covered, hashlib.sha256)
-    digest.update(bytes((len(context),)) + context)
+    digest.update(key_bytes)
     for buffer in payload:
         digest.update(buffer)
     return digest.digest()
 
 
 def encode_blob(
-    codec: Codec, obj: Any, *, signing_key: bytes | None = None, context: bytes = b""
+    codec: Codec, obj: Any, *, key: uuid.UUID | None = None, signing_key: bytes | None = None
 ) -> tuple[list[Buffer], int]:
-    """Encode `obj` with `codec` and frame it.
+    """Encode `obj` with `codec` and frame it as the blob of `key`.
 
     Returns the buffers to write, in order (header first, then the codec's
-    buffers, uncopied), and their total length. With `signing_key` the blob is
-    signed, its MAC bound to `context` (at most 255 bytes; a reader must pass
-    the same context).
+    buffers, uncopied), and their total length. Without `key` or
+    `signing_key`, those of the store's hook call on this thread apply (see
+    `bound_to`); with a signing key the blob is signed.
     """
+    key_bytes, signing_key = _binding(key, signing_key)
     payload = codec.encode(obj)
     length = sum(memoryview(buffer).nbytes for buffer in payload)
     name = codec.name.encode("ascii")
     flags = FLAG_SIGNED if signing_key is not None else 0
-    covered = _PREFIX.pack(MAGIC, VERSION, flags, len(name), 0, length) + name
-    checksum = _checksum(covered, payload)
+    unpadded = FIXED_HEADER_SIZE + len(name) + (MAC_SIZE if signing_key is not None else 0)
+    blocks = -(-unpadded // HEADER_ALIGNMENT)
+    covered = _PREFIX.pack(MAGIC, VERSION, flags, len(name), blocks, length) + name
+    checksum = _checksum(covered, key_bytes, payload)
     header = covered[: _PREFIX.size] + _CHECKSUM.pack(checksum) + name
     if signing_key is not None:
-        header += _mac(signing_key, covered, context, payload)
+        header += _mac(signing_key, covered, key_bytes, payload)
+    header += _ZEROS[: blocks * HEADER_ALIGNMENT - unpadded]
     return [header, *payload], len(header) + length
 
 
 def read_header(data: Buffer, *, source: str) -> BlobHeader:
-    """Parse the header at the start of `data` (at least `FIXED_HEADER_SIZE` bytes
-    plus the codec name and MAC; `MAX_HEADER_SIZE` bytes always suffice).
+    """Parse the header at the start of `data` (`MAX_HEADER_SIZE` bytes always
+    suffice; the header's own size is in its first `FIXED_HEADER_SIZE` bytes).
 
     `source` names the blob (key and file or URL) in error messages. Raises
     `CorruptBlobError` for anything that is not a header of a known version.
@@ -162,26 +217,30 @@ def read_header(data: Buffer, *, source: str) -> BlobHeader:
     view = memoryview(data).cast("B")
     if view.nbytes < FIXED_HEADER_SIZE:
         raise CorruptBlobError(f"{source}: truncated blob ({view.nbytes} bytes, header needs {FIXED_HEADER_SIZE})")
-    magic, version, flags, name_length, reserved, length = _PREFIX.unpack_from(view)
+    magic, version, flags, name_length, blocks, length = _PREFIX.unpack_from(view)
     if magic != MAGIC:
         raise CorruptBlobError(f"{source}: not a file_backed blob (bad magic {bytes(magic)!r})")
     if version != VERSION:
         raise CorruptBlobError(f"{source}: unknown blob format version {version} (this library reads {VERSION})")
-    if flags & ~_KNOWN_FLAGS or reserved:
-        raise CorruptBlobError(f"{source}: unknown header flags 0x{flags:02x}/0x{reserved:02x}")
+    if flags & ~_KNOWN_FLAGS:
+        raise CorruptBlobError(f"{source}: unknown header flags 0x{flags:02x}")
     mac_size = MAC_SIZE if flags & FLAG_SIGNED else 0
-    size = FIXED_HEADER_SIZE + name_length + mac_size
+    name_end = FIXED_HEADER_SIZE + name_length
+    size = blocks * HEADER_ALIGNMENT
+    if size != -(-(name_end + mac_size) // HEADER_ALIGNMENT) * HEADER_ALIGNMENT:
+        raise CorruptBlobError(f"{source}: header size {size} does not fit its contents")
     if view.nbytes < size:
         raise CorruptBlobError(f"{source}: truncated blob header ({view.nbytes} bytes, header needs {size})")
+    if any(view[name_end + mac_size : size]):
+        raise CorruptBlobError(f"{source}: header padding is not zero")
     (checksum,) = _CHECKSUM.unpack_from(view, _PREFIX.size)
-    name_end = FIXED_HEADER_SIZE + name_length
     name_bytes = bytes(view[FIXED_HEADER_SIZE:name_end])
     try:
         codec = name_bytes.decode("ascii")
     except UnicodeDecodeError:
         raise CorruptBlobError(f"{source}: codec name in header is not ASCII") from None
     covered = bytes(view[: _PREFIX.size]) + name_bytes
-    mac = bytes(view[name_end:size]) if mac_size else None
+    mac = bytes(view[name_end : name_end + mac_size]) if mac_size else None
     return BlobHeader(codec=codec, payload_length=length, checksum=checksum, size=size, covered=covered, mac=mac)
 
 
@@ -190,15 +249,18 @@ def verify_payload(
     payload: Buffer,
     *,
     source: str,
+    key: uuid.UUID | None = None,
     signing_key: bytes | None = None,
-    context: bytes = b"",
 ) -> None:
-    """Check `payload` against `header` without decoding it.
+    """Check `payload` against `header` and `key` without decoding it.
 
-    With `signing_key`, the blob must be signed and its MAC (bound to
-    `context`) must match; without one, a MAC is not checked. Raises
-    `CorruptBlobError` on a length, MAC or checksum mismatch.
+    Without `key` or `signing_key`, those of the store's hook call on this
+    thread apply (see `bound_to`). With a signing key, the blob must be signed
+    and its MAC must match; without one, a MAC is not checked. Raises
+    `CorruptBlobError` on a length, MAC or checksum mismatch; a blob stored
+    under another key fails the checksum.
     """
+    key_bytes, signing_key = _binding(key, signing_key)
     view = memoryview(payload).cast("B")
     if view.nbytes != header.payload_length:
         raise CorruptBlobError(
@@ -207,13 +269,16 @@ def verify_payload(
     if signing_key is not None:
         if header.mac is None:
             raise CorruptBlobError(f"{source}: blob is not signed, but this store only reads signed blobs")
-        if not hmac.compare_digest(_mac(signing_key, header.covered, context, (view,)), header.mac):
+        if not hmac.compare_digest(_mac(signing_key, header.covered, key_bytes, (view,)), header.mac):
             raise CorruptBlobError(
                 f"{source}: signature mismatch: the blob was changed, moved from another key, "
                 "or signed with another key"
             )
-    if _checksum(header.covered, (view,)) != header.checksum:
-        raise CorruptBlobError(f"{source}: checksum mismatch, the blob's bytes changed after it was written")
+    if _checksum(header.covered, key_bytes, (view,)) != header.checksum:
+        raise CorruptBlobError(
+            f"{source}: checksum mismatch: the blob's bytes changed after it was written, "
+            "or it is another key's blob"
+        )
 
 
 def decode_payload(
@@ -222,8 +287,8 @@ def decode_payload(
     payload: memoryview,
     *,
     source: str,
+    key: uuid.UUID | None = None,
     signing_key: bytes | None = None,
-    context: bytes = b"",
 ) -> Any:
     """Verify `payload` against `header` (see `verify_payload`) and decode it with `codec`.
 
@@ -231,7 +296,7 @@ def decode_payload(
     when the blob was written by another codec, or when the codec rejects the
     payload; the codec never sees a payload that failed a check.
     """
-    verify_payload(header, payload, source=source, signing_key=signing_key, context=context)
+    verify_payload(header, payload, source=source, key=key, signing_key=signing_key)
     if header.codec != codec.name:
         raise CorruptBlobError(
             f"{source}: blob was written by codec {header.codec!r}, but this store decodes with {codec.name!r}"
@@ -243,12 +308,21 @@ def decode_payload(
 
 
 def decode_blob(
-    codec: Codec, data: Buffer, *, source: str, signing_key: bytes | None = None, context: bytes = b""
+    codec: Codec,
+    data: Buffer,
+    *,
+    source: str,
+    key: uuid.UUID | None = None,
+    signing_key: bytes | None = None,
 ) -> Any:
-    """Verify and decode a whole blob held in memory (header and payload)."""
+    """Verify and decode a whole blob held in memory (header and payload).
+
+    `data` should come from `file_backed.buffers.allocate` (or be a copy into
+    one) so that array data come back aligned; the decoded object may keep
+    referencing it."""
     view = memoryview(data).cast("B")
     header = read_header(view[:MAX_HEADER_SIZE], source=source)
     payload = view[header.size :]
     if payload.nbytes > header.payload_length:
         raise CorruptBlobError(f"{source}: {payload.nbytes - header.payload_length} unexpected bytes after the payload")
-    return decode_payload(codec, header, payload, source=source, signing_key=signing_key, context=context)
+    return decode_payload(codec, header, payload, source=source, key=key, signing_key=signing_key)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
+    from file_backed.buffers import Allocation
     from file_backed.pool import FBPool
     from file_backed.store import Token, TrackedPath
 
@@ -45,6 +46,7 @@ class Fb(Generic[T]):
 
     __slots__ = (
         "__weakref__",
+        "_buffers",
         "_cond",
         "_drop_after_write",
         "_evict_on_release",
@@ -65,7 +67,8 @@ class Fb(Generic[T]):
         self._key = key
         self._value = value
         self._token = token
-        self._size = size
+        self._size = size  # by the pool's sizeof; -1 while not measured
+        self._buffers: list[Allocation] | None = None  # what a loaded value was read into
         self._readers = 0
         self._writer = False
         self._loading = False
@@ -86,6 +89,13 @@ class Fb(Generic[T]):
     @property
     def pool(self) -> FBPool[T]:
         return self._pool
+
+    @property
+    def nbytes(self) -> int:
+        """The item's size as measured by the pool's ``sizeof`` when it was last
+        in memory (measured now if it is in memory and was not measured yet;
+        0 for an item never in memory since it was registered)."""
+        return self._pool._nbytes(self)
 
     @property
     def resident(self) -> bool:

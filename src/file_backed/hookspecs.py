@@ -42,8 +42,9 @@ BACKEND_HOOKS = (
     "delete_persisted",
     "sync_persisted",
 )
-#: Every hook, in the order of this module; `shutdown` is optional for backends.
-HOOKS = (*BACKEND_HOOKS, "shutdown")
+#: Every hook, in the order of this module; `blob_size` and `shutdown` are
+#: optional for backends.
+HOOKS = (*BACKEND_HOOKS, "blob_size", "shutdown")
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -153,8 +154,21 @@ def sync_persisted(path: Any) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Lifetime (file_backed addition; optional for backends)
+# Optional for backends (file_backed additions)
 # ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def blob_size(key: uuid.UUID) -> int | None:
+    """The size in bytes of `key`'s blob in the temporary area, or None where it
+    cannot be told without reading the blob.
+
+    A pool with a byte budget asks before loading a registered blob whose size
+    it does not know yet, to make room before the load allocates. Optional: a
+    backend without it makes such loads count only once they are done. Raises
+    `file_backed.BlobNotFoundError` when there is no blob for `key`. Stops at
+    first non-None result.
+    """
 
 
 @hookspec(firstresult=True)

@@ -8,23 +8,18 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["read_file", "syncfs"]
+from file_backed.buffers import allocate
 
-_UNINITIALISED_FROM = 64 * 1024
+__all__ = ["read_file", "syncfs"]
 
 
 def read_file(fd: int) -> memoryview:
     """The whole file open at `fd`, read with as few system calls as possible into
-    one new writable buffer that decoded values may keep referencing (zero-copy
-    codecs). Large buffers are uninitialised numpy memory when numpy is already
-    loaded (no zero-filling pass), else a `bytearray`. A file that shrank while
-    it was read gives the bytes that were there."""
-    size = os.fstat(fd).st_size
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and size >= _UNINITIALISED_FROM:
-        buffer = memoryview(numpy.empty(size, dtype=numpy.uint8))
-    else:
-        buffer = memoryview(bytearray(size))
+    one aligned buffer from `file_backed.buffers.allocate` that decoded values
+    may keep referencing (zero-copy codecs). A file that shrank while it was
+    read gives the bytes that were there."""
+    buffer = allocate(os.fstat(fd).st_size)
+    size = buffer.nbytes
     filled = 0
     while filled < size:
         count = os.readv(fd, [buffer[filled:]])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import uuid
 import weakref
@@ -11,16 +12,26 @@ from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import attrs
 
+from file_backed.buffers import Allocation, collecting, sole_owner
 from file_backed.handle import ABSENT, Fb, ReadGuard, WriteGuard
+from file_backed.keys import new_key
 from file_backed.lru import SegmentedLRU
+from file_backed.sizes import parse_size
 from file_backed.sizing import default_sizeof
 from file_backed.store import BackingStore, Token, TrackedPath, as_key
 from file_backed.trimming import release_free_memory, trimming_available
 
 __all__ = ["FBPool", "PoolStats"]
 
+logger = logging.getLogger("file_backed")
+
 T = TypeVar("T")
 _ItemRef: TypeAlias = "weakref.ref[Fb[Any]]"  # the LRU's entries
+
+#: Load buffers smaller than this are not kept for reuse: allocating them is cheap.
+_REUSE_FROM = 64 * 1024
+#: Without a byte budget, at most this many buffers are kept for reuse.
+_REUSE_COUNT = 4
 
 
 @attrs.frozen
@@ -34,9 +45,13 @@ class PoolStats:
     evictions: values dropped from memory.
     eviction_failures: eviction writes that failed; their items stayed in memory.
     items: values in memory and in the LRU order now.
-    bytes: their size as measured by the pool's ``sizeof``.
+    bytes: their size as measured by the pool's ``sizeof`` (measured only with
+        ``max_bytes``; 0 without a byte budget).
     bytes_stored: bytes written to the temporary area, as the backend reports them.
-    bytes_loaded: bytes of loaded values, as measured by ``sizeof``.
+    bytes_loaded: bytes of blobs read back (the buffers the backend read them
+        into, or the blob sizes the store recorded).
+    buffers_reused: loads that read into the buffer of a dropped value instead
+        of fresh memory.
     """
 
     hits: int = 0
@@ -49,6 +64,7 @@ class PoolStats:
     bytes: int = 0
     bytes_stored: int = 0
     bytes_loaded: int = 0
+    buffers_reused: int = 0
 
 
 class FBPool(Generic[T]):
@@ -62,23 +78,34 @@ class FBPool(Generic[T]):
         How many items stay in memory (at least 1), split in two LRU halves as
         in the Rust crate (see `file_backed.lru.SegmentedLRU`).
     max_bytes:
-        Optional bound on the bytes in memory, as measured by `sizeof`. An
-        item larger than the whole budget goes straight to the store.
+        Optional bound on the bytes in memory, as measured by `sizeof`: an int
+        or text with a unit (``"2 GiB"``). The LRU halves are then measured in
+        bytes too, so the least recently used items go first. An item larger
+        than the whole budget goes straight to the store.
     sizeof:
         Measures an item's bytes; default `file_backed.sizing.default_sizeof`.
+        Called only when there is a byte budget (and by `Fb.nbytes`); must
+        return a non-negative int.
     trim_memory:
         With `max_bytes`: each time evictions have freed a twentieth of the budget,
         a background task returns the allocator's free pages to the operating
         system (glibc ``malloc_trim``), so the resident set stays near the
-        budget instead of keeping every freed buffer. It costs load speed
-        (fresh pages are faulted in again); pass False to keep the pages.
+        budget instead of keeping every freed buffer. Pass False to keep them.
 
-    Items held by a guard, and items whose eviction write is running, stay in
-    memory outside the budget until released or written. `insert` does not
-    wait for the eviction write it causes; it waits only while the running
-    eviction writes hold more than a twentieth of `max_bytes` (without a byte
-    budget: more than `max_items` items or twice the store's worker threads,
-    whichever is more), so memory stays bounded when inserts
+    How the byte budget holds: the values in the LRU order, the eviction
+    writes still running, the loads in progress (counted from the blob's size
+    before they allocate) and the buffers kept for reuse together stay within
+    `max_bytes`. A load makes room before it reads, so concurrent loads from
+    threads and coroutines do not overshoot. Items held by a guard are outside
+    the budget until released. A buffer that a loaded value used is kept for the
+    next load of a blob of about the same size once the value is dropped and
+    nothing else references it, so reloading under a budget needs no fresh
+    memory from the operating system.
+
+    `insert` does not wait for the eviction write it causes; it waits only
+    while the running eviction writes hold more than a twentieth of `max_bytes`
+    (without a byte budget: more than `max_items` items or twice the store's
+    worker threads, whichever is more), so memory stays bounded when inserts
     outpace the store. A failed eviction write keeps its item in memory and
     retries it on the next eviction.
 
@@ -91,7 +118,7 @@ class FBPool(Generic[T]):
         self,
         store: BackingStore,
         max_items: int,
-        max_bytes: int | None = None,
+        max_bytes: int | str | None = None,
         sizeof: Callable[[Any], int] | None = None,
         *,
         trim_memory: bool = True,
@@ -99,7 +126,7 @@ class FBPool(Generic[T]):
         if not isinstance(store, BackingStore):
             raise TypeError(f"FBPool needs a BackingStore, got {type(store).__name__}")
         self.store = store
-        self._lru: SegmentedLRU[_ItemRef] = SegmentedLRU(max_items, max_bytes)
+        self._lru: SegmentedLRU[_ItemRef] = SegmentedLRU(_as_max_items(max_items), _as_max_bytes(max_bytes))
         self._sizeof = sizeof if sizeof is not None else default_sizeof
         self._lock = threading.Lock()
         self._dead: collections.deque[_ItemRef] = collections.deque()
@@ -109,18 +136,73 @@ class FBPool(Generic[T]):
         self._backlog_items = 0
         self._backlog_bytes = 0
         self._backlog_done = threading.Condition(self._lock)
-        # Trim after this many bytes were dropped from memory (None: never).
-        self._trim_every = max_bytes // 20 if trim_memory and max_bytes and trimming_available() else None
+        # Bytes that loads in progress will hold once loaded.
+        self._reserved = 0
+        # Buffers of dropped values, for reuse by later loads.
+        self._reusable: list[Allocation] = []
+        self._reusable_bytes = 0
+        self._trim_memory = trim_memory
+        self._trim_every: int | None = None
         self._dropped_since_trim = 0
         self._trimming = False
+        self._set_trim_interval()
+
+    # -- budget ------------------------------------------------------------------------
 
     @property
     def max_items(self) -> int:
+        """How many items stay in memory; setting it evicts down to it before returning."""
         return self._lru.max_items
+
+    @max_items.setter
+    def max_items(self, value: int) -> None:
+        self._set_limits(_as_max_items(value), self._lru.max_bytes)
 
     @property
     def max_bytes(self) -> int | None:
+        """The byte budget (None: none). Settable to an int, text with a unit, or
+        None; shrinking evicts down to it before returning."""
         return self._lru.max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value: int | str | None) -> None:
+        max_bytes = _as_max_bytes(value)
+        if max_bytes is not None and self._lru.max_bytes is None:
+            self._measure_resident()
+        self._set_limits(self._lru.max_items, max_bytes)
+
+    def _set_limits(self, max_items: int, max_bytes: int | None) -> None:
+        with self._lock:
+            self._purge_locked()
+            self._evict_all_locked(self._lru.set_limits(max_items, max_bytes))
+            self._set_trim_interval()
+            self._fit_reusable_locked()
+            while self._backlog_items:
+                self._backlog_done.wait()
+
+    def _measure_resident(self) -> None:
+        """Measure the items in memory that were entered without a size."""
+        with self._lock:
+            unmeasured = [(item, item._value) for item in map(_live, self._lru.order()) if item and item._size < 0]
+        sizes = [(item, value, self._measure(value)) for item, value in unmeasured]
+        with self._lock:
+            for item, value, size in sizes:
+                if item._value is value:
+                    item._size = size
+                    self._lru.set_size(item._ref, size)
+        del unmeasured, sizes
+
+    def _set_trim_interval(self) -> None:
+        max_bytes = self._lru.max_bytes
+        self._trim_every = max_bytes // 20 if self._trim_memory and max_bytes and trimming_available() else None
+
+    def _measure(self, value: Any) -> int:
+        size = self._sizeof(value)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(
+                f"sizeof returned {size!r} for a {type(value).__name__}; it must return a non-negative int"
+            )
+        return size
 
     def __len__(self) -> int:
         """The number of items in memory in the LRU order."""
@@ -138,11 +220,19 @@ class FBPool(Generic[T]):
     def __repr__(self) -> str:
         return f"<FBPool {len(self)}/{self.max_items} items, store={self.store!r}>"
 
+    # -- lifetime ------------------------------------------------------------------------
+
     def close(self) -> None:
         """Close the pool's store (`BackingStore.close`). For a pool that owns its
         store, such as one from `file_backed.open_pool`; other pools on the same
         store can no longer load anything afterwards."""
         self.store.close()
+
+    async def aclose(self) -> None:
+        """Coroutine twin of `close`."""
+        import asyncio
+
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> Self:
         return self
@@ -150,24 +240,54 @@ class FBPool(Generic[T]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # -- creating handles ----------------------------------------------------------
 
     def insert(self, value: T) -> Fb[T]:
         """Put `value` in memory under a new key. Returns without waiting for the
         eviction write this causes; waits first while the backlog of running
         eviction writes is over its limit (see the class notes)."""
-        self.store._check_open()
-        size = self._sizeof(value)
-        item: Fb[T] = Fb(self, uuid.uuid4(), value, None, size)
+        item = self._new_item(value)
         with self._lock:
             while self._backlog_over_locked():
                 self._backlog_done.wait()
-            self._purge_locked()
-            if self._lru.max_bytes is not None and size > self._lru.max_bytes:
-                self._evict_locked(item)
-            else:
-                self._enter_locked(item)
+            self._admit_locked(item)
         return item
+
+    async def ainsert(self, value: T) -> Fb[T]:
+        """Coroutine twin of `insert`: waits for the eviction backlog on the
+        store's call threads, never blocking the event loop."""
+        item = self._new_item(value)
+        with self._lock:
+            if not self._backlog_over_locked():
+                self._admit_locked(item)
+                return item
+        await self.store.call(self._admit_when_possible, item)
+        return item
+
+    def _new_item(self, value: T) -> Fb[T]:
+        self.store._check_open()
+        size = self._measure(value) if self._lru.max_bytes is not None else -1
+        return Fb(self, new_key(), value, None, size)
+
+    def _admit_when_possible(self, item: Fb[T]) -> None:
+        with self._lock:
+            while self._backlog_over_locked():
+                self._backlog_done.wait()
+            self._admit_locked(item)
+
+    def _admit_locked(self, item: Fb[T]) -> None:
+        self._purge_locked()
+        max_bytes = self._lru.max_bytes
+        if max_bytes is not None and item._size > max_bytes:
+            self._evict_locked(item)
+        else:
+            self._enter_locked(item)
 
     def _backlog_over_locked(self) -> bool:
         if self._lru.max_bytes is not None:
@@ -181,11 +301,68 @@ class FBPool(Generic[T]):
         token = self.store.register_blob(tracked, key)
         if token is None:
             return None
-        return Fb(self, key, ABSENT, token, 0)
+        return Fb(self, key, ABSENT, token, -1)
 
     async def aregister(self, tracked: TrackedPath, key: uuid.UUID | str) -> Fb[T] | None:
         """Coroutine twin of `register`."""
         return await self.store.call(self.register, tracked, key)
+
+    # -- eviction control ------------------------------------------------------------
+
+    def evict_one(self) -> int:
+        """Write (if not stored yet) and drop the least recently used item that no
+        guard holds, on the calling thread.
+
+        Returns the bytes freed as measured by `sizeof`, 0 when nothing can go.
+        A failed write keeps the item in memory (it becomes the next victim), is
+        counted in ``stats.eviction_failures`` and logged, and returns 0: this
+        method never raises for it.
+        """
+        with self._lock:
+            self._purge_locked()
+            item = self._least_recent_idle_locked()
+            if item is None:
+                return 0
+            if item._size < 0:
+                item._size = self._measure(item._value)
+            self._lru.remove(item._ref)
+            size = item._size
+            if item._token is not None:
+                self._drop_value_locked(item)
+                return size
+            item._writing = True
+            key, value = item._key, item._value
+        try:
+            token, written = self.store.store_blob(key, value)
+        except Exception as error:  # noqa: BLE001 - the item stays; reported through stats and the log
+            logger.warning("could not evict %s: %r; it stays in memory", key, error)
+            with self._lock:
+                self._counts["eviction_failures"] += 1
+                item._writing = False
+                if item._ref not in self._lru and item._value is not ABSENT:
+                    self._lru.insert_last(item._ref, size)
+                self._notify_locked(item)
+            return 0
+        del value
+        with self._lock:
+            self._counts["stores"] += 1
+            self._counts["bytes_stored"] += written or 0
+            item._writing = False
+            if item._key == key:
+                item._token = token
+                if self._idle(item) and item._ref not in self._lru and item._value is not ABSENT:
+                    self._drop_value_locked(item)
+                    self._notify_locked(item)
+                    return size
+            self._notify_locked(item)
+        return 0
+
+    def _least_recent_idle_locked(self) -> Fb[T] | None:
+        for ref in self._lru.least_recent():
+            item = ref()
+            if item is not None and self._idle(item) and not (item._writing or item._loading):
+                return item
+        return None
 
     # -- guards (called by Fb) -------------------------------------------------------
 
@@ -232,7 +409,7 @@ class FBPool(Generic[T]):
             self._load_unlocked(item, token, guard="write")
         with self._lock:  # the item is write-locked: nobody else changes it now
             old_token, item._token = item._token, None
-            item._key = uuid.uuid4()
+            item._key = new_key()
             guard = WriteGuard(item, item._value)
         del old_token  # outside the lock: its finalizer defers the blob's deletion
         return guard
@@ -249,21 +426,39 @@ class FBPool(Generic[T]):
         """Load `item` (marked loading by `_start_load_locked`), make it resident,
         take the `guard` (``"read"``: a read guard, returned; ``"write"``: the
         write lock) and enter it in the LRU order, all in one step so the item
-        cannot be evicted before it is guarded. The caller does not hold the lock."""
+        cannot be evicted before it is guarded. With a byte budget, room for the
+        blob is made before it is read. The caller does not hold the lock."""
+        reserved = 0
+        load = collecting(None)
         try:
-            value = self.store.load_blob(token)
-            size = self._sizeof(value)
+            budget = self._lru.max_bytes is not None
+            blob_size = self.store.blob_size(token) if budget else token.nbytes
+            with self._lock:
+                if budget:
+                    reserved = max(item._size, blob_size or 0)
+                    self._make_room_locked(reserved)
+                    self._reserved += reserved
+                load.buffers.spare = self._take_reusable_locked(blob_size)
+            with load as buffers:
+                value = self.store.load_blob(token)
+            size = self._measure(value) if budget else -1
         except BaseException:
             with self._lock:
+                self._reserved -= reserved
+                self._keep_reusable_locked(load.buffers.spare)
                 item._loading = False
                 self._notify_locked(item)
             raise
         with self._lock:
+            self._reserved -= reserved
+            self._keep_reusable_locked(buffers.spare)
+            self._counts["buffers_reused"] += buffers.reused
             item._loading = False
             item._value = value
+            item._buffers = buffers.owned or None
             item._size = size
             self._counts["loads"] += 1
-            self._counts["bytes_loaded"] += size
+            self._counts["bytes_loaded"] += buffers.allocated or token.nbytes or 0
             if guard == "read":
                 item._readers += 1
             else:
@@ -279,14 +474,13 @@ class FBPool(Generic[T]):
                 self._after_release_locked(item)
 
     def _release_write(self, item: Fb[T], value: T) -> None:
-        size = self._sizeof(value)
+        size = self._measure(value) if self._lru.max_bytes is not None else -1
         with self._lock:
             item._writer = False
             item._value = value
             if size != item._size:
                 item._size = size
-                if self._lru.remove(item._ref):
-                    self._enter_locked(item)
+                self._evict_all_locked(self._lru.set_size(item._ref, max(size, 0)))
             self._after_release_locked(item)
 
     def _after_release_locked(self, item: Fb[T]) -> None:
@@ -305,6 +499,19 @@ class FBPool(Generic[T]):
         assert guard is not None, "a waiting acquisition always returns a guard"
         with guard as value:
             return value
+
+    def _nbytes(self, item: Fb[T]) -> int:
+        size = item._size
+        if size >= 0:
+            return size
+        value = item._value
+        if value is ABSENT:
+            return 0
+        size = self._measure(value)
+        with self._lock:
+            if item._value is value and item._size < 0:
+                item._size = size
+        return size
 
     # -- writing and persisting --------------------------------------------------------
 
@@ -355,9 +562,10 @@ class FBPool(Generic[T]):
                     item._writing = False
                     if item._drop_after_write and item._key == key and self._idle(item):
                         item._drop_after_write = False
-                        self._lru.insert_last(item._ref, item._size)  # retried by the next eviction
+                        self._lru.insert_last(item._ref, max(item._size, 0))  # retried by the next eviction
                     self._notify_locked(item)
             raise
+        del value
         with self._lock:
             if token is not None:
                 self._counts["stores"] += 1
@@ -380,7 +588,33 @@ class FBPool(Generic[T]):
         falls off. Cancels a pending eviction of `item`."""
         item._evict_on_release = False
         item._drop_after_write = False
-        victims = self._lru.insert(item._ref, item._size)
+        self._evict_all_locked(self._lru.insert(item._ref, max(item._size, 0)))
+        if self._reserved or self._backlog_bytes:
+            self._make_room_locked(0, keep=item._ref)
+
+    def _make_room_locked(self, incoming: int, keep: _ItemRef | None = None) -> None:
+        """With a byte budget, evict the least recently used items (never `keep`)
+        until the LRU order, the running eviction writes, the loads in progress
+        and `incoming` more bytes fit in it."""
+        max_bytes = self._lru.max_bytes
+        if max_bytes is None:
+            return
+        lru = self._lru
+        excess = lru.nbytes + incoming + self._reserved + self._backlog_bytes - max_bytes
+        if excess <= 0:
+            return
+        victims = []
+        for ref in lru.least_recent():
+            if ref is not keep:
+                victims.append(ref)
+                excess -= lru.size_of(ref) or 0
+                if excess <= 0:
+                    break
+        for ref in victims:
+            lru.remove(ref)
+        self._evict_all_locked(victims)
+
+    def _evict_all_locked(self, victims: list[_ItemRef]) -> None:
         for ref in victims:
             victim = ref()
             if victim is not None:
@@ -398,21 +632,70 @@ class FBPool(Generic[T]):
         elif item._writing:
             item._drop_after_write = True
         else:
+            size = max(item._size, 0)
             item._writing = True
             item._drop_after_write = True
             self._backlog_items += 1
-            self._backlog_bytes += item._size
-            self.store.spawn(self._write_back, item._ref, item._key, item._value, item._size)
+            self._backlog_bytes += size
+            self.store.spawn(self._write_back, item._ref, item._key, item._value, size)
 
     def _drop_value_locked(self, item: Fb[T]) -> None:
         item._value = ABSENT
         self._counts["evictions"] += 1
-        if self._trim_every is not None:
-            self._dropped_since_trim += item._size
+        freed = max(item._size, 0)
+        allocations = item._buffers
+        if allocations is not None:
+            item._buffers = None
+            for allocation in allocations:
+                if self._keep_reusable_locked(allocation):
+                    freed -= allocation[2]
+        if self._trim_every is not None and freed > 0:
+            self._dropped_since_trim += freed
             if not self._trimming and self._dropped_since_trim >= self._trim_every:
                 self._trimming = True
                 self._dropped_since_trim = 0
                 self.store.spawn(self._trim)
+
+    # -- buffers kept for reuse (under the lock) -----------------------------------------
+
+    def _keep_reusable_locked(self, allocation: Allocation | None) -> bool:
+        """Keep `allocation` for a later load if nothing else references it and
+        it fits the budget (without one: while fewer than a few are kept)."""
+        if allocation is None or allocation[2] < _REUSE_FROM or not sole_owner(allocation):
+            return False
+        max_bytes = self._lru.max_bytes
+        if max_bytes is None:
+            fits = len(self._reusable) < _REUSE_COUNT
+        else:
+            held = self._lru.nbytes + self._reserved + self._backlog_bytes + self._reusable_bytes
+            fits = held + allocation[2] <= max_bytes
+        if fits:
+            self._reusable.append(allocation)
+            self._reusable_bytes += allocation[2]
+        return fits
+
+    def _take_reusable_locked(self, size: int | None) -> Allocation | None:
+        """A kept buffer for a blob of `size` bytes (at most an eighth larger)."""
+        if size is None or size < _REUSE_FROM:
+            return None
+        reusable = self._reusable
+        for index in range(len(reusable) - 1, -1, -1):
+            capacity = reusable[index][2]
+            if size <= capacity <= size + size // 8:
+                self._reusable_bytes -= capacity
+                return reusable.pop(index)
+        return None
+
+    def _fit_reusable_locked(self) -> None:
+        """Let go of kept buffers that no longer fit the budget."""
+        max_bytes = self._lru.max_bytes
+        if max_bytes is None:
+            del self._reusable[_REUSE_COUNT:]
+            self._reusable_bytes = sum(allocation[2] for allocation in self._reusable)
+            return
+        held = self._lru.nbytes + self._reserved + self._backlog_bytes
+        while self._reusable and held + self._reusable_bytes > max_bytes:
+            self._reusable_bytes -= self._reusable.pop(0)[2]
 
     def _trim(self) -> None:
         try:
@@ -446,3 +729,24 @@ class FBPool(Generic[T]):
     def _notify_locked(item: Fb[T]) -> None:
         if item._cond is not None:
             item._cond.notify_all()
+
+
+def _live(ref: _ItemRef) -> Fb[Any] | None:
+    return ref()
+
+
+def _as_max_items(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_items must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"max_items must be at least 1, got {value}")
+    return value
+
+
+def _as_max_bytes(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"max_bytes: {error}") from None

@@ -15,6 +15,7 @@ from typing import Any, Self, TypeVar
 import pluggy
 
 from file_backed import hookspecs
+from file_backed.blob import bound_to, signing_key_bytes
 from file_backed.errors import BackgroundTaskError, StoreClosedError
 from file_backed.workers import Workers
 
@@ -41,11 +42,13 @@ class Token:
     which runs once the reference already reads as dead (unlike ``__del__``).
     """
 
-    __slots__ = ("__weakref__", "key", "store")
+    __slots__ = ("__weakref__", "key", "nbytes", "store")
 
-    def __init__(self, key: uuid.UUID, store: BackingStore) -> None:
+    def __init__(self, key: uuid.UUID, store: BackingStore, nbytes: int | None) -> None:
         self.key = key
         self.store = store
+        #: The blob's size in bytes where known (what `store` returned).
+        self.nbytes = nbytes
 
     def __repr__(self) -> str:
         return f"Token({self.key})"
@@ -105,12 +108,24 @@ class BackingStore:
     plugins:
         Middleware plugin objects, or names from the ``file_backed.plugins``
         entry point group.
+    signing_key:
+        Optional text (UTF-8) or bytes of at least 16 bytes: every blob the
+        backend frames with `file_backed.blob` is signed with it (HMAC-SHA256
+        bound to its key) and must carry a valid signature to load, unless the
+        backend passes a signing key of its own.
 
     Notes on thread safety: every method may be called from any thread, except
     that `finished` and `close` must not be called from a background task.
     """
 
-    def __init__(self, backend: object, *, workers: int | None = None, plugins: Sequence[object | str] = ()) -> None:
+    def __init__(
+        self,
+        backend: object,
+        *,
+        workers: int | None = None,
+        plugins: Sequence[object | str] = (),
+        signing_key: str | bytes | None = None,
+    ) -> None:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
         self._pm.register(backend, name="backend")
@@ -127,6 +142,7 @@ class BackingStore:
             raise TypeError(f"backend {backend!r} does not implement the hooks: {', '.join(missing)}")
         self.backend = backend
         self.hook = self._pm.hook
+        self._signing_key = signing_key_bytes(signing_key)
         count = workers if workers is not None else _default_workers()
         self._workers = Workers(count)
         self._calls: concurrent.futures.ThreadPoolExecutor | None = None
@@ -279,14 +295,23 @@ class BackingStore:
             with self._lock:
                 if key in self._use_counts:
                     raise RuntimeError(f"a blob for key {key} already exists")
-            written = self.hook.store(key=key, data=data)
-            token = self._new_token(key)
+            with bound_to(key, self._signing_key):
+                written = self.hook.store(key=key, data=data)
+            token = self._new_token(key, written)
         return token, written
 
     def load_blob(self, token: Token) -> Any:
         """Decode the blob that `token` keeps in the temporary area."""
         self._check_open()
-        return self.hook.load(key=token.key)
+        with bound_to(token.key, self._signing_key):
+            return self.hook.load(key=token.key)
+
+    def blob_size(self, token: Token) -> int | None:
+        """The size in bytes of the blob that `token` keeps, where the store
+        recorded it or the backend can tell (the optional ``blob_size`` hook)."""
+        if token.nbytes is None:
+            token.nbytes = self.hook.blob_size(key=token.key)
+        return token.nbytes
 
     def persist_blob(self, token: Token, tracked: TrackedPath) -> bool:
         """Persist the blob of `token` at `tracked`; False when it already was there."""
@@ -314,13 +339,12 @@ class BackingStore:
                 return token
             if ref is None:
                 self.hook.register(src_path=tracked.path, key=key)
-            token = self._new_token(key)
-            return token
+            return self._new_token(key, None)
 
     # -- internals --------------------------------------------------------------------
 
-    def _new_token(self, key: uuid.UUID) -> Token:
-        token = Token(key, self)
+    def _new_token(self, key: uuid.UUID, nbytes: int | None) -> Token:
+        token = Token(key, self, nbytes)
         with self._lock:
             self._use_counts[key] = weakref.ref(token, functools.partial(self._token_dropped, key))
         return token

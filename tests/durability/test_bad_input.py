@@ -74,9 +74,10 @@ class World:
     def sentinel_blob(self) -> bytearray:
         return bytearray(blob_file(self.location, self.key).read_bytes())
 
-    def load_planted(self, data: bytes) -> Any:
-        """Plant `data` under a new key, track the location again, register and load it."""
-        key = self.plant(data)
+    def load_planted(self, data: bytes, key: uuid.UUID | None = None) -> Any:
+        """Plant `data` under `key` (default: a new key), track the location again,
+        register and load it."""
+        key = self.plant(data, key)
         handle = self.pool.register(self.store.track_path(self.location), key)
         assert handle is not None
         return handle.get()
@@ -279,8 +280,9 @@ def sentinel_blob_edited(edit: Callable[[bytearray], bytes]) -> Callable[[World]
 
 def foreign_codec_blob(codec: Codec) -> Callable[[World], Any]:
     def act(world: World) -> Any:
-        buffers, _ = encode_blob(codec, {"x": 1})
-        return world.load_planted(b"".join(bytes(buffer) for buffer in buffers))
+        key = uuid.uuid4()
+        buffers, _ = encode_blob(codec, {"x": 1}, key=key)
+        return world.load_planted(b"".join(bytes(buffer) for buffer in buffers), key)
 
     return act
 
@@ -388,8 +390,9 @@ CASES = [
     Case("truncated-header", lambda w: w.load_planted(bytes(w.sentinel_blob()[:10])), fb.CorruptBlobError, "truncated"),
     Case("truncated-payload", sentinel_blob_edited(lambda b: bytes(b[:-7])), fb.CorruptBlobError, "truncated"),
     Case("trailing-bytes", sentinel_blob_edited(lambda b: bytes(b) + b"xx"), fb.CorruptBlobError, "extended"),
+    Case("blob-of-another-key", lambda w: w.load_planted(bytes(w.sentinel_blob())), fb.CorruptBlobError, "another key"),
     Case("not-a-blob", lambda w: w.load_planted(b"hello, world\n" * 4), fb.CorruptBlobError, "not a file_backed"),
-    Case("future-version", header_byte(4, 2), fb.CorruptBlobError, "unknown blob format version 2"),
+    Case("future-version", header_byte(4, 3), fb.CorruptBlobError, "unknown blob format version 3"),
     Case("unknown-flags", header_byte(5, 0x80), fb.CorruptBlobError, "unknown header flags"),
     Case("unknown-codec", foreign_codec_blob(NoSuchCodec()), fb.CorruptBlobError, "codec 'nosuch'"),
     Case("other-codec", foreign_codec_blob(JsonCodec()), fb.CorruptBlobError, "codec 'json'"),

@@ -21,7 +21,7 @@ from .conftest import blob_file
 
 pytestmark = pytest.mark.timeout(90)
 
-KEY = b"k" * 32
+KEY = uuid.UUID(bytes=b"k" * 16)
 VALUES: dict[str, Any] = {
     "pickle": {"name": "pickle", "numbers": list(range(50)), "array": np.arange(64, dtype=np.int32)},
     "json": {"name": "json", "numbers": list(range(50)), "nested": {"a": [1.5, None, "x"]}},
@@ -89,14 +89,14 @@ def test_damaged_blobs_never_decode_wrong(codec_name: str, signed: bool) -> None
     codec = make_codec(codec_name)
     signing_key = b"s" * 32 if signed else None
     original = VALUES[codec_name]
-    buffers, _ = encode_blob(codec, original, signing_key=signing_key, context=KEY)
+    buffers, _ = encode_blob(codec, original, signing_key=signing_key, key=KEY)
     blob = b"".join(bytes(memoryview(buffer).cast("B")) for buffer in buffers)
     detected = 0
     trials = 400
     for trial in range(trials):
         data, kind = damage(blob, rng)
         detected += expect_original_or_corrupt(
-            lambda data=data: decode_blob(codec, data, source="trial", signing_key=signing_key, context=KEY),
+            lambda data=data: decode_blob(codec, data, source="trial", signing_key=signing_key, key=KEY),
             original,
             f"seed {seed} trial {trial} ({kind})",
         )

@@ -31,7 +31,7 @@ def only_whole_blobs(directory: Path) -> list[Path]:
     codec = BytesCodec()
     for path in files:
         assert not path.name.endswith(".tmp"), f"a failed write left {path}"
-        decode_blob(codec, bytearray(path.read_bytes()), source=str(path))
+        decode_blob(codec, bytearray(path.read_bytes()), source=str(path), key=uuid.UUID(hex=path.name))
     return files
 
 

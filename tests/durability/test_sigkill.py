@@ -48,7 +48,7 @@ def final_names_are_whole(directory: Path) -> tuple[int, int]:
             if path.name.endswith(".tmp"):
                 partial += 1
                 continue
-            decode_blob(codec, bytearray(path.read_bytes()), source=str(path))
+            decode_blob(codec, bytearray(path.read_bytes()), source=str(path), key=uuid.UUID(hex=path.name))
             whole += 1
     return whole, partial
 

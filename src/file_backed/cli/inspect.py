@@ -76,7 +76,7 @@ def check_blob(blob: BlobFile, signing_key: bytes | None) -> str | None:
         payload = data[header.size :]
         if payload.nbytes > header.payload_length:
             raise CorruptBlobError(f"{source}: {payload.nbytes - header.payload_length} unexpected bytes after it")
-        verify_payload(header, payload, source=source, signing_key=signing_key, context=blob.key.bytes)
+        verify_payload(header, payload, source=source, key=blob.key, signing_key=signing_key)
     except CorruptBlobError as error:
         return str(error).removeprefix(f"{source}: ")
     except OSError as error:

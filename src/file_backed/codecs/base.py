@@ -6,8 +6,11 @@ import abc
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-__all__ = ["Buffer", "Codec"]
+__all__ = ["ALIGNMENT", "Buffer", "Codec"]
 
+#: Bundled backends hand `Codec.decode` a payload that starts on a multiple of
+#: this many bytes; codecs place array data on such offsets to decode aligned.
+ALIGNMENT = 64
 #: Anything that exposes the buffer protocol as contiguous bytes.
 Buffer = bytes | bytearray | memoryview
 
@@ -42,7 +45,9 @@ class Codec(abc.ABC):
         """Return the object whose encoding is `data`.
 
         `data` is a writable view that the codec may keep referencing (zero-copy
-        decoding): the caller never reuses it. Raises `ValueError` (or a
+        decoding): the caller never reuses it while anything references it. It
+        starts on an `ALIGNMENT`-byte boundary when the backend reads blobs into
+        `file_backed.buffers.allocate` buffers (every bundled backend does). Raises `ValueError` (or a
         subclass) when `data` is not a valid encoding.
         """
 

@@ -7,12 +7,13 @@ import struct
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from file_backed.codecs.base import Buffer, Codec
+from file_backed.codecs.base import ALIGNMENT, Buffer, Codec
 
 __all__ = ["PickleCodec"]
 
 _COUNT = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
+_PADDING = bytes(ALIGNMENT)
 
 
 class PickleCodec(Codec):
@@ -21,7 +22,9 @@ class PickleCodec(Codec):
     pickle stream, and decoded as zero-copy writable views.
 
     Layout: ``count:u32``, ``count+1`` lengths (u64: the pickle stream, then each
-    buffer), the pickle stream, the buffers.
+    buffer), the pickle stream, the buffers, each preceded by zero padding up to
+    the next multiple of `ALIGNMENT` bytes from the start of the payload, so
+    arrays decode aligned from a payload that starts aligned.
 
     Never decode blobs from a location others can write: unpickling runs code.
     """
@@ -46,7 +49,17 @@ class PickleCodec(Codec):
         stream = pickle.dumps(obj, protocol=self.protocol, buffer_callback=out_of_band)
         lengths = [len(stream), *(view.nbytes for view in buffers)]
         header = _COUNT.pack(len(buffers)) + b"".join(_LENGTH.pack(n) for n in lengths)
-        return [header, stream, *buffers]
+        if not buffers:
+            return [header, stream]
+        parts: list[Buffer] = [header, stream]
+        end = len(header) + len(stream)
+        for view in buffers:
+            padding = -end % ALIGNMENT
+            if padding:
+                parts.append(_PADDING[:padding])
+            parts.append(view)
+            end += padding + view.nbytes
+        return parts
 
     def decode(self, data: memoryview) -> Any:
         if data.nbytes < _COUNT.size:
@@ -57,13 +70,14 @@ class PickleCodec(Codec):
         if lengths_end > data.nbytes:
             raise ValueError("pickle payload header truncated")
         lengths = [_LENGTH.unpack_from(data, offset + i * _LENGTH.size)[0] for i in range(count + 1)]
-        if lengths_end + sum(lengths) != data.nbytes:
+        views = [data[lengths_end : lengths_end + lengths[0]]]
+        end = lengths_end + lengths[0]
+        for length in lengths[1:]:
+            start = end + -end % ALIGNMENT
+            end = start + length
+            views.append(data[start:end])
+        if end != data.nbytes:
             raise ValueError("pickle payload length mismatch")
-        views = []
-        start = lengths_end
-        for length in lengths:
-            views.append(data[start : start + length])
-            start += length
         try:
             return pickle.loads(views[0], buffers=views[1:])
         except (pickle.UnpicklingError, EOFError) as error:

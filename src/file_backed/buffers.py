@@ -1,0 +1,138 @@
+"""Buffers that backends read blobs into: aligned for array data, and reused
+across loads of one pool.
+
+A backend's `load` hook calls `allocate(size)` for the buffer it reads a blob
+into, and hands (views of) it to the codec, which may keep referencing it
+(zero-copy decoding). Every buffer starts on an `ALIGNMENT`-byte boundary, so
+the blob layout (`file_backed.blob`) and codec framing that place array data on
+such boundaries give aligned arrays after a load.
+
+While a pool loads an item, the buffers allocated on that thread are recorded
+for the item. When the pool later drops the item's value and nothing else
+references a buffer any more (no value, view or array made from it is alive),
+the pool keeps the buffer for a later load of a blob of about the same size.
+A reused buffer needs no fresh pages from the operating system, which under a
+byte budget would otherwise be faulted in on every load.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from typing import Any
+
+from file_backed.codecs.base import ALIGNMENT
+
+__all__ = ["ALIGNMENT", "Allocation", "LoadBuffers", "allocate", "collecting", "copy_of", "new_allocation", "sole_owner"]
+
+#: Buffers at least this large are uninitialised numpy memory when numpy is loaded
+#: (no zero-filling pass).
+_UNINITIALISED_FROM = 64 * 1024
+
+#: One allocation: the object that owns the memory, the offset of its aligned
+#: start, and its usable capacity in bytes.
+Allocation = tuple[Any, int, int]
+
+_c_char = ctypes.c_char
+_loading = threading.local()
+
+
+def new_allocation(capacity: int) -> Allocation:
+    """A fresh buffer of `capacity` usable bytes starting on an aligned address."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and capacity >= _UNINITIALISED_FROM:
+        raw: Any = numpy.empty(capacity + ALIGNMENT - 1, dtype=numpy.uint8)
+        address = raw.__array_interface__["data"][0]
+    else:
+        raw = bytearray(capacity + ALIGNMENT - 1)
+        address = ctypes.addressof(_c_char.from_buffer(raw))
+    return raw, -address % ALIGNMENT, capacity
+
+
+class LoadBuffers:
+    """The buffers of one load: a spare buffer offered by the pool, and the
+    buffers handed out (which the loaded value may reference)."""
+
+    __slots__ = ("allocated", "owned", "reused", "spare")
+
+    def __init__(self, spare: Allocation | None) -> None:
+        self.spare = spare
+        self.owned: list[Allocation] = []
+        #: Bytes handed out.
+        self.allocated = 0
+        #: Whether the spare was used.
+        self.reused = False
+
+    def allocate(self, size: int) -> memoryview:
+        spare = self.spare
+        if spare is not None and size <= spare[2]:
+            allocation = spare
+            self.spare = None
+            self.reused = True
+        else:
+            allocation = new_allocation(size)
+        self.owned.append(allocation)
+        self.allocated += size
+        raw, offset, _capacity = allocation
+        return memoryview(raw)[offset : offset + size]
+
+
+def allocate(size: int) -> memoryview:
+    """A writable buffer of exactly `size` bytes whose first byte is on an
+    `ALIGNMENT`-byte boundary, for a backend's `load` hook to read a blob into.
+
+    The contents are undefined. The caller may hand views of it to the codec,
+    which may keep them. During a pool's load the buffer may be one that an
+    earlier load of the same pool used and that nothing references any more.
+    """
+    load: LoadBuffers | None = getattr(_loading, "current", None)
+    if load is not None:
+        return load.allocate(size)
+    raw, offset, _capacity = new_allocation(size)
+    return memoryview(raw)[offset : offset + size]
+
+
+def copy_of(data: bytes | bytearray | memoryview) -> memoryview:
+    """`data` copied into a buffer from `allocate`: for backends that receive a
+    blob as bytes (a database row, an object store's response)."""
+    view = memoryview(data).cast("B")
+    buffer = allocate(view.nbytes)
+    buffer[:] = view
+    return buffer
+
+
+class collecting:
+    """Context of one load on this thread: `allocate` calls record their buffers
+    in `buffers` (and may use its spare). Not reentrant across loads of one
+    thread; nested contexts restore the outer one."""
+
+    __slots__ = ("_outer", "buffers")
+
+    def __init__(self, spare: Allocation | None) -> None:
+        self.buffers = LoadBuffers(spare)
+        self._outer: LoadBuffers | None = None
+
+    def __enter__(self) -> LoadBuffers:
+        self._outer = getattr(_loading, "current", None)
+        _loading.current = self.buffers
+        return self.buffers
+
+    def __exit__(self, *exc_info: object) -> None:
+        _loading.current = self._outer
+
+
+def _references(holder: Allocation) -> int:
+    raw = holder[0]
+    return sys.getrefcount(raw)
+
+
+# The count `_references` sees when `holder` is the only holder of its buffer,
+# measured on this interpreter the same way it is checked.
+_ONLY_HOLDER = _references((bytearray(1), 0, 1))
+
+
+def sole_owner(holder: Allocation) -> bool:
+    """Whether nothing but `holder` references its buffer: no value, view or
+    array made from it is alive, so it may be written again."""
+    return _references(holder) == _ONLY_HOLDER

@@ -1,0 +1,226 @@
+"""Byte budgets: recency-true eviction, room made before loads, buffer reuse and
+the public eviction control (`evict_one`, settable limits, `Fb.nbytes`, `ainsert`)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import file_backed as fb
+from file_backed import hookimpl
+from tests.recording import RecordingBackend
+
+MiB = 2**20
+
+
+def array(index: int, size: int = MiB) -> np.ndarray:
+    return np.full(size // 8, index, dtype=np.int64)
+
+
+def test_recency_decides_what_goes_under_a_byte_budget(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=1000, max_bytes=10 * MiB)
+    handles = [pool.insert(array(i)) for i in range(9)]
+    for _ in range(3):
+        handles[0].get()
+    handles += [pool.insert(array(i)) for i in range(9, 12)]
+    store.finished()
+    assert handles[0].resident
+    assert not handles[1].resident and not handles[2].resident
+
+
+def test_max_bytes_accepts_a_size_with_a_unit(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=10, max_bytes="2 MiB")
+    assert pool.max_bytes == 2 * MiB
+
+
+@pytest.mark.parametrize("max_bytes", ["2 GB/s", -1, 0, 1.5])
+def test_max_bytes_rejects_what_is_not_a_size(store: fb.BackingStore, max_bytes: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="max_bytes"):
+        fb.FBPool(store, max_items=10, max_bytes=max_bytes)
+
+
+@pytest.mark.parametrize("max_items", [2.5, "10", True, 0])
+def test_max_items_rejects_what_is_not_a_positive_int(store: fb.BackingStore, max_items: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="max_items"):
+        fb.FBPool(store, max_items=max_items)
+
+
+def test_shrinking_max_bytes_evicts_down_before_returning(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=8 * MiB)
+    handles = [pool.insert(array(i)) for i in range(8)]
+    pool.max_bytes = "3 MiB"
+    assert pool.stats.bytes <= 3 * MiB
+    assert [h.resident for h in handles] == [False] * 5 + [True] * 3
+
+
+def test_setting_a_byte_budget_on_a_pool_without_one_measures_its_items(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=100)
+    handles = [pool.insert(array(i)) for i in range(4)]
+    pool.max_bytes = 2 * MiB
+    assert sum(h.resident for h in handles) == 2
+    assert pool.stats.bytes == 2 * MiB
+
+
+def test_shrinking_max_items_evicts_down_before_returning(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=10)
+    handles = [pool.insert(i) for i in range(10)]
+    pool.max_items = 4
+    assert len(pool) == 4
+    assert [h.resident for h in handles] == [False] * 6 + [True] * 4
+
+
+def test_nbytes_is_the_size_by_sizeof(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=10, sizeof=lambda value: 7 * len(value))
+    assert pool.insert([1, 2, 3]).nbytes == 21
+
+
+def test_nbytes_survives_eviction(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=1, max_bytes=4 * MiB)
+    first = pool.insert(array(0))
+    pool.insert(array(1))
+    store.finished()
+    assert not first.resident and first.nbytes == MiB
+
+
+def test_a_negative_sizeof_is_an_error(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=10, max_bytes=100, sizeof=lambda value: -1)
+    with pytest.raises(ValueError, match="non-negative"):
+        pool.insert(b"x")
+
+
+def test_evict_one_drops_the_least_recently_used_item_and_returns_its_size(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=10, max_bytes=100 * MiB)
+    first, second = pool.insert(array(0)), pool.insert(array(1, 2 * MiB))
+    assert pool.evict_one() == MiB
+    assert not first.resident and second.resident
+    assert first.get()[0] == 0
+
+
+def test_evict_one_skips_items_held_by_a_guard(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=10)
+    first, second = pool.insert(b"first"), pool.insert(b"second")
+    with first.load():
+        assert pool.evict_one() > 0
+        assert first.resident and not second.resident
+
+
+def test_evict_one_returns_zero_when_nothing_can_go(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=10)
+    assert pool.evict_one() == 0
+    handle = pool.insert(b"held")
+    with handle.load():
+        assert pool.evict_one() == 0
+
+
+def test_evict_one_keeps_an_item_whose_write_fails_and_counts_it(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=10)
+    handle = pool.insert(b"value")
+    backend.fail_stores = OSError(28, "No space left on device")
+    assert pool.evict_one() == 0
+    assert handle.resident and handle.get() == b"value"
+    assert pool.stats.eviction_failures == 1
+    backend.fail_stores = None
+    assert pool.evict_one() > 0
+    assert not handle.resident
+
+
+async def test_ainsert_returns_a_handle_like_insert(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=2)
+    handles = [await pool.ainsert(index) for index in range(5)]
+    await store.afinished()
+    assert [h.get() for h in handles] == list(range(5))
+
+
+async def test_ainsert_waits_for_the_backlog_without_blocking_the_loop(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=10_000)
+    big = pool.insert(bytes(9_000))
+    entered, release = backend.gate(big.key)
+    pool.insert(bytes(2_000))  # evicts `big`, whose write is held: the backlog is over its limit
+    assert await asyncio.to_thread(entered.wait, 10)
+    insert = asyncio.create_task(pool.ainsert(bytes(10)))
+    await asyncio.sleep(0)  # the loop keeps running while the insert waits
+    assert not insert.done()
+    release.set()
+    handle = await asyncio.wait_for(insert, 10)
+    assert handle.get() == bytes(10)
+
+
+async def test_a_pool_is_an_async_context_manager_that_closes_its_store(backend: RecordingBackend) -> None:
+    store = fb.BackingStore(backend, workers=2)
+    async with fb.FBPool(store, max_items=2) as pool:
+        pool.insert(1)
+    assert store.closed
+
+
+class LoadWatcher:
+    """Middleware recording, at each load, the bytes the pool holds in memory."""
+
+    def __init__(self) -> None:
+        self.pool: fb.FBPool[Any] | None = None
+        self.seen: list[int] = []
+        self.lock = threading.Lock()
+
+    @hookimpl(wrapper=True)
+    def load(self, key: Any) -> Generator[None, Any, Any]:
+        assert self.pool is not None
+        with self.lock:
+            self.seen.append(self.pool.stats.bytes + self.pool._reserved)
+        return (yield)
+
+
+@pytest.mark.timeout(60)
+def test_loads_make_room_before_they_read_also_when_concurrent(tmp_path: Any) -> None:
+    watcher = LoadWatcher()
+    budget = 8 * MiB
+    with fb.open_store("fs_hardlink", path=tmp_path / "area", plugins=[watcher]) as store:
+        pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=1000, max_bytes=budget)
+        watcher.pool = pool
+        handles = [pool.insert(array(i)) for i in range(32)]
+        store.finished()
+
+        def scan(offset: int) -> None:
+            for index in range(32):
+                handle = handles[(index + offset) % 32]
+                assert handle.get()[0] == (index + offset) % 32
+
+        threads = [threading.Thread(target=scan, args=(offset,)) for offset in (0, 8, 16, 24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert watcher.seen, "nothing was loaded"
+    # Resident values plus the loads in progress (each reserved before it reads).
+    assert max(watcher.seen) <= budget + 4 * 4096
+
+
+def test_a_budgeted_scan_reuses_the_buffers_of_dropped_values(tmp_path: Any) -> None:
+    with fb.open_store("fs_hardlink", path=tmp_path / "area") as store:
+        pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=1000, max_bytes=4 * MiB)
+        handles = [pool.insert(array(i)) for i in range(16)]
+        store.finished()
+        for _ in range(2):
+            firsts = [int(handle.get()[0]) for handle in handles]
+            assert firsts == list(range(16))
+        assert pool.stats.buffers_reused >= 16
+
+
+def test_a_buffer_still_referenced_by_the_user_is_never_reused(tmp_path: Any) -> None:
+    with fb.open_store("fs_hardlink", path=tmp_path / "area") as store:
+        pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=1000, max_bytes=2 * MiB)
+        handles = [pool.insert(array(i)) for i in range(8)]
+        store.finished()
+        kept = [handle.get()[10:20] for handle in handles]  # views into the load buffers
+        for _ in range(2):
+            firsts = [int(handle.get()[0]) for handle in handles]
+            assert firsts == list(range(8))
+        assert pool.stats.buffers_reused > 0
+        assert [int(view[0]) for view in kept] == list(range(8))
