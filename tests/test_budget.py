@@ -4,8 +4,12 @@ the public eviction control (`evict_one`, settable limits, `Fb.nbytes`, `ainsert
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -224,3 +228,28 @@ def test_a_buffer_still_referenced_by_the_user_is_never_reused(tmp_path: Any) ->
             assert firsts == list(range(8))
         assert pool.stats.buffers_reused > 0
         assert [int(view[0]) for view in kept] == list(range(8))
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to measure peak memory")
+@pytest.mark.timeout(120)
+def test_concurrent_coroutine_loads_keep_memory_within_the_budget_plus_held_items(tmp_path: Path) -> None:
+    """Four coroutines load 256 MiB through a 64 MiB budget, each holding one
+    8 MiB item at a time; measured in a child process (VmHWM over the loads)."""
+    budget, items, item_bytes, tasks = 64 * MiB, 32, 8 * MiB, 4
+    child = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("budget_child.py")),
+            str(tmp_path / "area"),
+            str(budget),
+            str(items),
+            str(item_bytes),
+            str(tasks),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=True,
+    )
+    figures = json.loads(child.stdout)
+    assert figures["peak"] - figures["baseline"] <= 1.1 * budget + tasks * item_bytes, figures

@@ -138,8 +138,9 @@ class FBPool(Generic[T]):
         self._backlog_done = threading.Condition(self._lock)
         # Bytes that loads in progress will hold once loaded.
         self._reserved = 0
-        # Buffers of dropped values, for reuse by later loads.
-        self._reusable: list[Allocation] = []
+        # Buffers of dropped values, for reuse by later loads, each with the
+        # bytes it counts against the budget (the size of the value it held).
+        self._reusable: list[tuple[Allocation, int]] = []
         self._reusable_bytes = 0
         self._trim_memory = trim_memory
         self._trim_every: int | None = None
@@ -435,8 +436,8 @@ class FBPool(Generic[T]):
             blob_size = self.store.blob_size(token) if budget else token.nbytes
             with self._lock:
                 if budget:
-                    reserved = max(item._size, blob_size or 0)
-                    self._make_room_locked(reserved)
+                    reserved = item._size if item._size >= 0 else blob_size or 0
+                    self._make_room_locked(reserved, wait=True)
                     self._reserved += reserved
                 load.buffers.spare = self._take_reusable_locked(blob_size)
             with load as buffers:
@@ -445,13 +446,13 @@ class FBPool(Generic[T]):
         except BaseException:
             with self._lock:
                 self._reserved -= reserved
-                self._keep_reusable_locked(load.buffers.spare)
+                self._keep_reusable_locked(load.buffers.spare, reserved)
                 item._loading = False
                 self._notify_locked(item)
             raise
         with self._lock:
             self._reserved -= reserved
-            self._keep_reusable_locked(buffers.spare)
+            self._keep_reusable_locked(buffers.spare, reserved)
             self._counts["buffers_reused"] += buffers.reused
             item._loading = False
             item._value = value
@@ -592,27 +593,35 @@ class FBPool(Generic[T]):
         if self._reserved or self._backlog_bytes:
             self._make_room_locked(0, keep=item._ref)
 
-    def _make_room_locked(self, incoming: int, keep: _ItemRef | None = None) -> None:
+    def _make_room_locked(self, incoming: int, keep: _ItemRef | None = None, *, wait: bool = False) -> None:
         """With a byte budget, evict the least recently used items (never `keep`)
         until the LRU order, the running eviction writes, the loads in progress
-        and `incoming` more bytes fit in it."""
+        and `incoming` more bytes fit in it. Evicting an item not stored yet
+        frees its memory only once its write is done: with `wait`, wait for
+        such writes while the budget is exceeded (releasing the lock)."""
         max_bytes = self._lru.max_bytes
         if max_bytes is None:
             return
         lru = self._lru
-        excess = lru.nbytes + incoming + self._reserved + self._backlog_bytes - max_bytes
-        if excess <= 0:
-            return
-        victims = []
-        for ref in lru.least_recent():
-            if ref is not keep:
-                victims.append(ref)
-                excess -= lru.size_of(ref) or 0
-                if excess <= 0:
-                    break
-        for ref in victims:
-            lru.remove(ref)
-        self._evict_all_locked(victims)
+        while True:
+            excess = lru.nbytes + incoming + self._reserved + self._backlog_bytes - max_bytes
+            if excess <= 0:
+                return
+            victims = []
+            for ref in lru.least_recent():
+                if ref is not keep:
+                    victims.append(ref)
+                    excess -= lru.size_of(ref) or 0
+                    if excess <= 0:
+                        break
+            for ref in victims:
+                lru.remove(ref)
+            self._evict_all_locked(victims)
+            if not wait or not self._backlog_bytes:
+                return
+            if lru.nbytes + incoming + self._reserved + self._backlog_bytes <= max_bytes:
+                return
+            self._backlog_done.wait()
 
     def _evict_all_locked(self, victims: list[_ItemRef]) -> None:
         for ref in victims:
@@ -647,7 +656,7 @@ class FBPool(Generic[T]):
         if allocations is not None:
             item._buffers = None
             for allocation in allocations:
-                if self._keep_reusable_locked(allocation):
+                if self._keep_reusable_locked(allocation, max(item._size, 0)):
                     freed -= allocation[2]
         if self._trim_every is not None and freed > 0:
             self._dropped_since_trim += freed
@@ -658,9 +667,10 @@ class FBPool(Generic[T]):
 
     # -- buffers kept for reuse (under the lock) -----------------------------------------
 
-    def _keep_reusable_locked(self, allocation: Allocation | None) -> bool:
+    def _keep_reusable_locked(self, allocation: Allocation | None, accounted: int) -> bool:
         """Keep `allocation` for a later load if nothing else references it and
-        it fits the budget (without one: while fewer than a few are kept)."""
+        it fits the budget, counting `accounted` bytes against it (without a
+        budget: while fewer than a few are kept)."""
         if allocation is None or allocation[2] < _REUSE_FROM or not sole_owner(allocation):
             return False
         max_bytes = self._lru.max_bytes
@@ -668,10 +678,10 @@ class FBPool(Generic[T]):
             fits = len(self._reusable) < _REUSE_COUNT
         else:
             held = self._lru.nbytes + self._reserved + self._backlog_bytes + self._reusable_bytes
-            fits = held + allocation[2] <= max_bytes
+            fits = held + accounted <= max_bytes
         if fits:
-            self._reusable.append(allocation)
-            self._reusable_bytes += allocation[2]
+            self._reusable.append((allocation, accounted))
+            self._reusable_bytes += accounted
         return fits
 
     def _take_reusable_locked(self, size: int | None) -> Allocation | None:
@@ -680,10 +690,11 @@ class FBPool(Generic[T]):
             return None
         reusable = self._reusable
         for index in range(len(reusable) - 1, -1, -1):
-            capacity = reusable[index][2]
-            if size <= capacity <= size + size // 8:
-                self._reusable_bytes -= capacity
-                return reusable.pop(index)
+            allocation, accounted = reusable[index]
+            if size <= allocation[2] <= size + size // 8:
+                self._reusable_bytes -= accounted
+                del reusable[index]
+                return allocation
         return None
 
     def _fit_reusable_locked(self) -> None:
@@ -691,11 +702,11 @@ class FBPool(Generic[T]):
         max_bytes = self._lru.max_bytes
         if max_bytes is None:
             del self._reusable[_REUSE_COUNT:]
-            self._reusable_bytes = sum(allocation[2] for allocation in self._reusable)
-            return
-        held = self._lru.nbytes + self._reserved + self._backlog_bytes
-        while self._reusable and held + self._reusable_bytes > max_bytes:
-            self._reusable_bytes -= self._reusable.pop(0)[2]
+        else:
+            held = self._lru.nbytes + self._reserved + self._backlog_bytes
+            while self._reusable and held + self._reusable_bytes > max_bytes:
+                self._reusable_bytes -= self._reusable.pop(0)[1]
+        self._reusable_bytes = sum(accounted for _allocation, accounted in self._reusable)
 
     def _trim(self) -> None:
         try:
