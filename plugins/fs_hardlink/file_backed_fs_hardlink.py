@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from file_backed import BlobNotFoundError, Codec, ConfigError, hookimpl
-from file_backed.blob import MAX_HEADER_SIZE, decode_payload, encode_blob, read_header, signing_key_bytes
+from file_backed.blob import BlobSource, decode_payload, encode_blob, read_header, signing_key_bytes
 from file_backed.codecs.base import Buffer
 from file_backed.errors import CorruptBlobError
 from file_backed.layout import SHARDS, is_temporary_name, key_of_blob_name, temporary_name
@@ -143,7 +143,7 @@ class FsHardlinkBackend:
     @hookimpl
     def load(self, key: uuid.UUID) -> Any:
         path = self._temporary_blob(key)
-        source = f"blob {key} ({path})"
+        source = BlobSource(key, path)
         try:
             fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
         except FileNotFoundError:
@@ -156,7 +156,7 @@ class FsHardlinkBackend:
             blob = read_file(fd)
         finally:
             os.close(fd)
-        header = read_header(blob[:MAX_HEADER_SIZE], source=source)
+        header = read_header(blob, source=source)
         if blob.nbytes - header.size != header.payload_length:
             raise CorruptBlobError(
                 f"{source}: the file holds {blob.nbytes - header.size} payload bytes, its header says "

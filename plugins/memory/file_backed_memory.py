@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from file_backed import BlobNotFoundError, Codec, hookimpl
-from file_backed.blob import decode_blob, encode_blob
+from file_backed.blob import BlobSource, decode_blob, encode_blob
 from file_backed.buffers import copy_of
 
 __all__ = ["MemoryBackend", "MemoryLocation"]
@@ -64,7 +64,7 @@ class MemoryBackend:
 
     @hookimpl
     def load(self, key: uuid.UUID) -> Any:
-        return decode_blob(self.codec, copy_of(self._blob(key)), source=f"key {key} in the memory store", key=key)
+        return decode_blob(self.codec, copy_of(self._blob(key)), source=BlobSource(key, "memory store"), key=key)
 
     @hookimpl
     def blob_size(self, key: uuid.UUID) -> int:

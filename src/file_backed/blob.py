@@ -49,9 +49,8 @@ import struct
 import threading
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
-import attrs
 import xxhash
 
 from file_backed.codecs.base import ALIGNMENT, Buffer, Codec
@@ -65,6 +64,7 @@ __all__ = [
     "MAX_HEADER_SIZE",
     "MIN_SIGNING_KEY_BYTES",
     "BlobHeader",
+    "BlobSource",
     "bound_to",
     "decode_blob",
     "decode_payload",
@@ -81,6 +81,7 @@ FLAG_SIGNED = 0x01
 _KNOWN_FLAGS = FLAG_SIGNED
 _PREFIX = struct.Struct("<4sBBBBQ")
 _CHECKSUM = struct.Struct("<Q")
+_FIXED = struct.Struct("<4sBBBBQQ")
 #: Bytes of the MAC of a signed blob (HMAC-SHA256).
 MAC_SIZE = hashlib.sha256().digest_size
 #: Bytes before the codec name; `read_header` needs at least this much.
@@ -97,8 +98,7 @@ _NO_KEY = bytes(16)
 _current = threading.local()
 
 
-@attrs.frozen
-class BlobHeader:
+class BlobHeader(NamedTuple):
     """A parsed blob header."""
 
     codec: str
@@ -114,6 +114,20 @@ class BlobHeader:
     @property
     def signed(self) -> bool:
         return self.mac is not None
+
+
+class BlobSource:
+    """Names a blob in error messages ("blob KEY (WHERE)"), formatted only when
+    a message is made."""
+
+    __slots__ = ("key", "where")
+
+    def __init__(self, key: uuid.UUID, where: object) -> None:
+        self.key = key
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"blob {self.key} ({self.where})"
 
 
 class bound_to:
@@ -207,48 +221,53 @@ def encode_blob(
     return [header, *payload], len(header) + length
 
 
-def read_header(data: Buffer, *, source: str) -> BlobHeader:
+def read_header(data: Buffer, *, source: object) -> BlobHeader:
     """Parse the header at the start of `data` (`MAX_HEADER_SIZE` bytes always
     suffice; the header's own size is in its first `FIXED_HEADER_SIZE` bytes).
 
     `source` names the blob (key and file or URL) in error messages. Raises
     `CorruptBlobError` for anything that is not a header of a known version.
     """
-    view = memoryview(data).cast("B")
+    view = _byte_view(data)
     if view.nbytes < FIXED_HEADER_SIZE:
         raise CorruptBlobError(f"{source}: truncated blob ({view.nbytes} bytes, header needs {FIXED_HEADER_SIZE})")
-    magic, version, flags, name_length, blocks, length = _PREFIX.unpack_from(view)
+    magic, version, flags, name_length, blocks, length, checksum = _FIXED.unpack_from(view)
     if magic != MAGIC:
         raise CorruptBlobError(f"{source}: not a file_backed blob (bad magic {bytes(magic)!r})")
     if version != VERSION:
         raise CorruptBlobError(f"{source}: unknown blob format version {version} (this library reads {VERSION})")
     if flags & ~_KNOWN_FLAGS:
         raise CorruptBlobError(f"{source}: unknown header flags 0x{flags:02x}")
-    mac_size = MAC_SIZE if flags & FLAG_SIGNED else 0
     name_end = FIXED_HEADER_SIZE + name_length
+    contents_end = name_end + (MAC_SIZE if flags & FLAG_SIGNED else 0)
     size = blocks * HEADER_ALIGNMENT
-    if size != -(-(name_end + mac_size) // HEADER_ALIGNMENT) * HEADER_ALIGNMENT:
+    if size != -(-contents_end // HEADER_ALIGNMENT) * HEADER_ALIGNMENT:
         raise CorruptBlobError(f"{source}: header size {size} does not fit its contents")
     if view.nbytes < size:
         raise CorruptBlobError(f"{source}: truncated blob header ({view.nbytes} bytes, header needs {size})")
-    if any(view[name_end + mac_size : size]):
+    if view[contents_end:size] != _ZEROS[: size - contents_end]:
         raise CorruptBlobError(f"{source}: header padding is not zero")
-    (checksum,) = _CHECKSUM.unpack_from(view, _PREFIX.size)
     name_bytes = bytes(view[FIXED_HEADER_SIZE:name_end])
     try:
         codec = name_bytes.decode("ascii")
     except UnicodeDecodeError:
         raise CorruptBlobError(f"{source}: codec name in header is not ASCII") from None
     covered = bytes(view[: _PREFIX.size]) + name_bytes
-    mac = bytes(view[name_end : name_end + mac_size]) if mac_size else None
-    return BlobHeader(codec=codec, payload_length=length, checksum=checksum, size=size, covered=covered, mac=mac)
+    mac = bytes(view[name_end:contents_end]) if contents_end > name_end else None
+    return BlobHeader(codec, length, checksum, size, covered, mac)
+
+
+def _byte_view(data: Buffer) -> memoryview:
+    """`data` as a flat view of unsigned bytes."""
+    view = memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def verify_payload(
     header: BlobHeader,
     payload: Buffer,
     *,
-    source: str,
+    source: object,
     key: uuid.UUID | None = None,
     signing_key: bytes | None = None,
 ) -> None:
@@ -261,7 +280,7 @@ def verify_payload(
     under another key fails the checksum.
     """
     key_bytes, signing_key = _binding(key, signing_key)
-    view = memoryview(payload).cast("B")
+    view = _byte_view(payload)
     if view.nbytes != header.payload_length:
         raise CorruptBlobError(
             f"{source}: truncated blob (payload is {view.nbytes} bytes, header says {header.payload_length})"
@@ -286,7 +305,7 @@ def decode_payload(
     header: BlobHeader,
     payload: memoryview,
     *,
-    source: str,
+    source: object,
     key: uuid.UUID | None = None,
     signing_key: bytes | None = None,
 ) -> Any:
@@ -311,7 +330,7 @@ def decode_blob(
     codec: Codec,
     data: Buffer,
     *,
-    source: str,
+    source: object,
     key: uuid.UUID | None = None,
     signing_key: bytes | None = None,
 ) -> Any:
@@ -320,8 +339,8 @@ def decode_blob(
     `data` should come from `file_backed.buffers.allocate` (or be a copy into
     one) so that array data come back aligned; the decoded object may keep
     referencing it."""
-    view = memoryview(data).cast("B")
-    header = read_header(view[:MAX_HEADER_SIZE], source=source)
+    view = _byte_view(data)
+    header = read_header(view, source=source)
     payload = view[header.size :]
     if payload.nbytes > header.payload_length:
         raise CorruptBlobError(f"{source}: {payload.nbytes - header.payload_length} unexpected bytes after the payload")

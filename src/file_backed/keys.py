@@ -6,7 +6,7 @@ import os
 import random
 import uuid
 
-__all__ = ["new_key"]
+__all__ = ["new_key", "random_hex"]
 
 _VERSION_4 = (4 << 76) | (2 << 62)  # version 4, RFC 4122 variant
 _RANDOM_BITS = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
@@ -16,6 +16,12 @@ _RANDOM_BITS = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
 # child, so parent and child never draw the same keys.
 _generator = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _generator.seed(os.urandom(32)))
+
+
+def random_hex(digits: int) -> str:
+    """`digits` random hexadecimal digits (for unique file names), from the
+    same generator as `new_key`."""
+    return f"{_generator.getrandbits(4 * digits):0{digits}x}"
 
 
 def new_key() -> uuid.UUID:

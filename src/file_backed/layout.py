@@ -9,8 +9,9 @@ into place; only names of that form are the library's to clean up.
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
+
+from file_backed.keys import random_hex
 
 __all__ = ["SHARDS", "blob_parts", "is_temporary_name", "key_of_blob_name", "temporary_name"]
 
@@ -42,4 +43,4 @@ def is_temporary_name(shard: str, name: str) -> bool:
 
 def temporary_name(name: str) -> str:
     """A fresh name to write the blob `name` under before renaming it into place."""
-    return f".{name}.{secrets.token_hex(8)}.tmp"
+    return f".{name}.{random_hex(16)}.tmp"

@@ -32,6 +32,10 @@ _ItemRef: TypeAlias = "weakref.ref[Fb[Any]]"  # the LRU's entries
 _REUSE_FROM = 64 * 1024
 #: Without a byte budget, at most this many buffers are kept for reuse.
 _REUSE_COUNT = 4
+#: `insert` writes the values it evicts itself, instead of leaving them to the
+#: store's threads, while the pool's blobs average fewer bytes than this: for
+#: small blobs the hand-over between threads costs more than the write.
+_WRITE_INLINE_BELOW = 32 * 1024
 
 
 @attrs.frozen
@@ -142,6 +146,11 @@ class FBPool(Generic[T]):
         # bytes it counts against the budget (the size of the value it held).
         self._reusable: list[tuple[Allocation, int]] = []
         self._reusable_bytes = 0
+        # Eviction writes that `insert` runs itself once it released the lock
+        # (a list only while an insert holds the lock), and the mean blob size
+        # that decides whether it does.
+        self._inline_writes: list[tuple[Any, ...]] | None = None
+        self._mean_written: float | None = None
         self._trim_memory = trim_memory
         self._trim_every: int | None = None
         self._dropped_since_trim = 0
@@ -257,7 +266,18 @@ class FBPool(Generic[T]):
         with self._lock:
             while self._backlog_over_locked():
                 self._backlog_done.wait()
-            self._admit_locked(item)
+            mean = self._mean_written
+            if mean is None or mean >= _WRITE_INLINE_BELOW:
+                self._admit_locked(item)
+                return item
+            writes: list[tuple[Any, ...]] = []
+            self._inline_writes = writes
+            try:
+                self._admit_locked(item)
+            finally:
+                self._inline_writes = None
+        for write in writes:
+            self.store.run_here(self._write_back, *write)
         return item
 
     async def ainsert(self, value: T) -> Fb[T]:
@@ -570,7 +590,10 @@ class FBPool(Generic[T]):
         with self._lock:
             if token is not None:
                 self._counts["stores"] += 1
-                self._counts["bytes_stored"] += written or 0
+                if written is not None:
+                    self._counts["bytes_stored"] += written
+                    mean = self._mean_written
+                    self._mean_written = written if mean is None else 0.9 * mean + 0.1 * written
             item = ref()
             if item is not None:
                 item._writing = False
@@ -646,7 +669,11 @@ class FBPool(Generic[T]):
             item._drop_after_write = True
             self._backlog_items += 1
             self._backlog_bytes += size
-            self.store.spawn(self._write_back, item._ref, item._key, item._value, size)
+            write = (item._ref, item._key, item._value, size)
+            if self._inline_writes is not None:
+                self._inline_writes.append(write)
+            else:
+                self.store.spawn(self._write_back, *write)
 
     def _drop_value_locked(self, item: Fb[T]) -> None:
         item._value = ABSENT

@@ -126,7 +126,7 @@ class BackingStore:
         plugins: Sequence[object | str] = (),
         signing_key: str | bytes | None = None,
     ) -> None:
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm = _PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
         self._pm.register(backend, name="backend")
         for plugin in plugins:
@@ -142,6 +142,8 @@ class BackingStore:
             raise TypeError(f"backend {backend!r} does not implement the hooks: {', '.join(missing)}")
         self.backend = backend
         self.hook = self._pm.hook
+        self._store_hook = _HotHook(self._pm, "store")
+        self._load_hook = _HotHook(self._pm, "load")
         self._signing_key = signing_key_bytes(signing_key)
         count = workers if workers is not None else _default_workers()
         self._workers = Workers(count)
@@ -284,6 +286,11 @@ class BackingStore:
         self._check_open()
         self._workers.spawn(fn, *args)
 
+    def run_here(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the calling thread as background work: a failure
+        is logged and raised by `finished`, not here."""
+        self._workers.run_here(fn, *args)
+
     def defer(self, fn: Callable[..., object], *args: Any) -> None:
         """Like `spawn`, but safe to call from a finalizer; ignored once closed."""
         self._workers.defer(fn, *args)
@@ -296,7 +303,7 @@ class BackingStore:
                 if key in self._use_counts:
                     raise RuntimeError(f"a blob for key {key} already exists")
             with bound_to(key, self._signing_key):
-                written = self.hook.store(key=key, data=data)
+                written = self._store_hook(key=key, data=data)
             token = self._new_token(key, written)
         return token, written
 
@@ -304,7 +311,7 @@ class BackingStore:
         """Decode the blob that `token` keeps in the temporary area."""
         self._check_open()
         with bound_to(token.key, self._signing_key):
-            return self.hook.load(key=token.key)
+            return self._load_hook(key=token.key)
 
     def blob_size(self, token: Token) -> int | None:
         """The size in bytes of the blob that `token` keeps, where the store
@@ -399,6 +406,50 @@ class BackingStore:
             )
         if tracked._store is not self:
             raise ValueError(f"{tracked!r} is tracked by another store; track it with this store first")
+
+
+class _PluginManager(pluggy.PluginManager):
+    """A plugin manager that counts registrations, so `_HotHook` notices them."""
+
+    generation = 0
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        self.generation += 1
+        return super().register(plugin, name)
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        self.generation += 1
+        return super().unregister(plugin, name)
+
+
+class _HotHook:
+    """Calls a hook of the store's plugin manager with pluggy's semantics, but
+    straight to the implementation where there is exactly one and no wrapper
+    (a backend without middleware), saving the dispatch on the per-item path."""
+
+    __slots__ = ("_caller", "_direct", "_generation", "_pm")
+
+    def __init__(self, pm: _PluginManager, name: str) -> None:
+        self._pm = pm
+        self._caller = getattr(pm.hook, name)
+        self._generation = -1
+        self._direct: Callable[..., Any] | None = None
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if self._generation != self._pm.generation:
+            self._refresh()
+        direct = self._direct
+        if direct is not None:
+            return direct(**kwargs)
+        return self._caller(**kwargs)
+
+    def _refresh(self) -> None:
+        self._generation = self._pm.generation
+        impls = self._caller.get_hookimpls()
+        self._direct = None
+        if len(impls) == 1 and not (impls[0].wrapper or impls[0].hookwrapper):
+            function, names = impls[0].function, impls[0].argnames
+            self._direct = lambda **kwargs: function(**{name: kwargs[name] for name in names})
 
 
 def as_key(key: object) -> uuid.UUID:

@@ -65,6 +65,15 @@ class Workers:
         self._deferred.append((fn, args))
         self._tasks.put(_DRAIN)
 
+    def run_here(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the calling thread as a task: an exception is
+        logged and kept for `take_errors`, not raised."""
+        try:
+            fn(*args)
+        except Exception as error:  # noqa: BLE001 - kept and re-raised by the store
+            self._failed(fn, error)
+            del error
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no task is outstanding; False if `timeout` (seconds) ran out first."""
         if threading.current_thread() in self._threads:
@@ -97,6 +106,12 @@ class Workers:
             for thread in threads:
                 if thread is not threading.current_thread():
                     thread.join()
+
+    def _failed(self, fn: Callable[..., object], error: BaseException) -> None:
+        logger.error("background task %s failed: %r", getattr(fn, "__qualname__", fn), error)
+        traceback.clear_frames(error.__traceback__)
+        with self._lock:
+            self._errors.append(error)
 
     def _start_locked(self) -> None:
         while len(self._threads) < self.count:
@@ -131,10 +146,7 @@ class Workers:
             try:
                 fn(*args)
             except BaseException as error:  # noqa: BLE001 - kept and re-raised by the store
-                logger.error("background task %s failed: %r", getattr(fn, "__qualname__", fn), error)
-                traceback.clear_frames(error.__traceback__)
-                with self._lock:
-                    self._errors.append(error)
+                self._failed(fn, error)
                 del error
             # Drop every reference the task held before it counts as done, so
             # what those references' finalizers defer is seen by wait_idle.

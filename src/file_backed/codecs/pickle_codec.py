@@ -14,6 +14,14 @@ __all__ = ["PickleCodec"]
 _COUNT = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
 _PADDING = bytes(ALIGNMENT)
+_SINGLE = struct.Struct("<IQ")  # the count (0) and the stream's length
+
+
+def _loads(stream: memoryview, buffers: Sequence[memoryview] = ()) -> Any:
+    try:
+        return pickle.loads(stream, buffers=buffers)
+    except (pickle.UnpicklingError, EOFError) as error:
+        raise ValueError(f"invalid pickle stream: {error}") from error
 
 
 class PickleCodec(Codec):
@@ -65,6 +73,13 @@ class PickleCodec(Codec):
         if data.nbytes < _COUNT.size:
             raise ValueError("pickle payload too short")
         (count,) = _COUNT.unpack_from(data)
+        if count == 0:  # no out-of-band buffers: the common case of small objects
+            if data.nbytes < _SINGLE.size:
+                raise ValueError("pickle payload header truncated")
+            (length,) = _LENGTH.unpack_from(data, _COUNT.size)
+            if _SINGLE.size + length != data.nbytes:
+                raise ValueError("pickle payload length mismatch")
+            return _loads(data[_SINGLE.size :])
         offset = _COUNT.size
         lengths_end = offset + (count + 1) * _LENGTH.size
         if lengths_end > data.nbytes:
@@ -78,7 +93,4 @@ class PickleCodec(Codec):
             views.append(data[start:end])
         if end != data.nbytes:
             raise ValueError("pickle payload length mismatch")
-        try:
-            return pickle.loads(views[0], buffers=views[1:])
-        except (pickle.UnpicklingError, EOFError) as error:
-            raise ValueError(f"invalid pickle stream: {error}") from error
+        return _loads(views[0], views[1:])
