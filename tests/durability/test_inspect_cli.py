@@ -131,3 +131,13 @@ def test_bad_locations_are_usage_errors(tmp_path: Path, command: str) -> None:
         result = cli(command, str(bad))
         assert result.returncode == 2 and "LOCATION" in result.stderr, result.stderr
     assert cli("verify", str(tmp_path), "--signing-key", "short").returncode == 2
+
+
+def test_verify_reports_a_blob_copied_under_another_keys_name(tmp_path: Path) -> None:
+    location = tmp_path / "persisted"
+    first, second = persist(location, tmp_path / "area", [b"A" * 64, b"B" * 64])
+    blob_file(location, first).write_bytes(blob_file(location, second).read_bytes())
+    result = cli("verify", str(location))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"CORRUPT {first}" in result.stdout and "another key" in result.stdout
+    assert f"CORRUPT {second}" not in result.stdout
