@@ -48,18 +48,18 @@ KiB = 1 << 10
 MiB = 1 << 20
 
 #: ``smoke``: tiny sizes that only prove the suite runs (figures meaningless);
-#: ``quick``: the default, under a minute; ``full``: the issue's sizes.
+#: ``quick``: the default, under a minute; ``full``: the documented sizes.
 Mode = Literal["smoke", "quick", "full"]
 REPEATS: dict[str, int] = {"smoke": 1, "quick": 3, "full": 5}
 
 
 @dataclass(frozen=True)
 class Target:
-    """A target of the issue for one row.
+    """A target for one row (docs/benchmarks.md).
 
     `on` is ``"ratio"`` (the library's figure divided by the comparison figure)
     or ``"value"`` (the library's figure itself, in the row's unit); `op` is
-    ``"<="`` or ``">="``. `text` is how the issue states it.
+    ``"<="`` or ``">="``. `text` states it.
     """
 
     on: Literal["ratio", "value"]

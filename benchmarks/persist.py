@@ -118,7 +118,7 @@ def run(ctx: Context) -> Section:
     """Persist by hard link against copying, without and with fsync."""
     sizes = SIZES[ctx.mode]
     size = f"{sizes.item_bytes // MiB} MiB"
-    note = "" if sizes.item_bytes == 512 * MiB else f" (the issue's item is 512 MiB; {ctx.mode} mode uses {size})"
+    note = "" if sizes.item_bytes == 512 * MiB else f" (the full run's item is 512 MiB; {ctx.mode} mode uses {size})"
     section = Section(
         "persist",
         TITLE,

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import disk_floor, hit_path, memory, persist, pool_workloads, scale, threads
+from . import budget, disk_floor, hit_path, memory, persist, pool_workloads, scale, threads
 from .common import REPEATS, Context, MiB, Mode, Row, Section, Workload, available_memory, spread
 
 __all__ = ["NAMES", "WORKLOADS", "Report", "render", "run_suite", "write_json"]
@@ -35,6 +35,7 @@ WORKLOADS: tuple[Workload, ...] = (
     *persist.WORKLOADS,
     *threads.WORKLOADS,
     *memory.WORKLOADS,
+    *budget.WORKLOADS,
     *pool_workloads.WORKLOADS[::-1],  # W2, then W1
     *scale.WORKLOADS,
 )
@@ -171,6 +172,8 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:.3f} s"
     if unit == "MiB":
         return f"{value:,.1f} MiB"
+    if unit == "GB/s":
+        return f"{value:.2f} GB/s"
     return f"{value:g}"
 
 

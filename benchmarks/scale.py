@@ -103,7 +103,7 @@ def _import_once() -> tuple[float, list[str]]:
 def run(ctx: Context) -> Section:
     """track_path seconds and import milliseconds."""
     sizes = SIZES[ctx.mode]
-    reduced = "" if sizes.keys == FULL_KEYS else f" (the issue's is {FULL_KEYS}; extrapolated linearly)"
+    reduced = "" if sizes.keys == FULL_KEYS else f" (the full run's is {FULL_KEYS}; extrapolated linearly)"
     section = Section(
         "scale",
         TITLE,

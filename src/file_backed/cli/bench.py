@@ -24,7 +24,7 @@ __all__ = ["bench"]
 SUITE = "file_backed_benchmarks"
 #: The suite's ``--only`` names, in running order (kept here so ``--help``
 #: works without importing numpy and the peers).
-WORKLOAD_NAMES = ("hit", "floor", "persist", "threads", "memory", "w2", "w1", "scale")
+WORKLOAD_NAMES = ("hit", "floor", "persist", "threads", "memory", "w4", "aload", "w2", "w1", "scale")
 
 
 def _checkout_suite() -> Path | None:
@@ -67,7 +67,7 @@ def load_runner() -> ModuleType:
 
 
 @click.command()
-@click.option("--full", "mode", flag_value="full", help="The issue's full sizes (several minutes).")
+@click.option("--full", "mode", flag_value="full", help="Full sizes, as in docs/benchmarks.md (several minutes).")
 @click.option("--quick", "mode", flag_value="quick", default=True, help="Reduced sizes, under a minute (default).")
 @click.option("--smoke", "mode", flag_value="smoke", help="Tiny sizes that only check the suite runs.")
 @click.option(
