@@ -20,6 +20,7 @@ from file_backed.errors import (
     FileBackedError,
     PluginNotFoundError,
     StoreClosedError,
+    StoreForkedError,
 )
 from file_backed.handle import Fb, ReadGuard, WriteGuard
 from file_backed.hookspecs import hookimpl, hookspec
@@ -44,6 +45,7 @@ __all__ = [
     "PoolStats",
     "ReadGuard",
     "StoreClosedError",
+    "StoreForkedError",
     "TrackedPath",
     "WriteGuard",
     "asave",

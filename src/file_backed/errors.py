@@ -13,6 +13,7 @@ __all__ = [
     "FileBackedError",
     "PluginNotFoundError",
     "StoreClosedError",
+    "StoreForkedError",
 ]
 
 
@@ -69,6 +70,14 @@ class CorruptBlobError(FileBackedError):
 
 class StoreClosedError(FileBackedError, RuntimeError):
     """The store was closed; no further operation is possible."""
+
+
+class StoreForkedError(StoreClosedError):
+    """The store (or a pool or handle on it) was opened in another process and
+    inherited by this one through ``fork``: it is unusable here, so that this
+    process never writes, deletes or waits on what belongs to the parent. Open a
+    store in the child (``fb.open_store`` / ``fb.open_pool``), or use the
+    ``spawn`` or ``forkserver`` start method of `multiprocessing`."""
 
 
 class BackgroundTaskError(ExceptionGroup, FileBackedError):

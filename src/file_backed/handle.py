@@ -8,6 +8,8 @@ import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from file_backed import forking
+
 if TYPE_CHECKING:
     from file_backed.buffers import Allocation
     from file_backed.pool import FBPool
@@ -119,6 +121,8 @@ class Fb(Generic[T]):
         when the stored blob cannot be loaded (the handle stays usable).
         """
         pool = self._pool
+        if forking.inherited(pool.store._epoch):
+            pool.store._check_process()
         with pool._lock:  # the hit path, inlined
             if self._value is not ABSENT and not self._writer and not pool._dead:
                 self._readers += 1

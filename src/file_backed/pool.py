@@ -12,6 +12,7 @@ from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import attrs
 
+from file_backed import forking
 from file_backed.buffers import Allocation, collecting, sole_owner
 from file_backed.handle import ABSENT, Fb, ReadGuard, WriteGuard
 from file_backed.keys import new_key
@@ -216,6 +217,7 @@ class FBPool(Generic[T]):
 
     def __len__(self) -> int:
         """The number of items in memory in the LRU order."""
+        self.store._check_process()
         with self._lock:
             self._purge_locked()
             return len(self._lru)
@@ -223,6 +225,7 @@ class FBPool(Generic[T]):
     @property
     def stats(self) -> PoolStats:
         """A snapshot of the pool's counters."""
+        self.store._check_process()
         with self._lock:
             self._purge_locked()
             return PoolStats(items=len(self._lru), bytes=self._lru.nbytes, **self._counts)
@@ -339,6 +342,7 @@ class FBPool(Generic[T]):
         counted in ``stats.eviction_failures`` and logged, and returns 0: this
         method never raises for it.
         """
+        self.store._check_open()
         with self._lock:
             self._purge_locked()
             item = self._least_recent_idle_locked()
@@ -388,6 +392,7 @@ class FBPool(Generic[T]):
     # -- guards (called by Fb) -------------------------------------------------------
 
     def _acquire_read(self, item: Fb[T], *, wait: bool, rescue: bool) -> ReadGuard[T] | None:
+        self.store._check_process()
         with self._lock:
             self._purge_locked()
             while True:
@@ -409,6 +414,7 @@ class FBPool(Generic[T]):
 
     def _acquire_write(self, item: Fb[T], *, wait: bool) -> WriteGuard[T] | None:
         token: Token | None = None
+        self.store._check_process()
         with self._lock:
             self._purge_locked()
             while True:
@@ -489,12 +495,16 @@ class FBPool(Generic[T]):
         return ReadGuard(item, value) if guard == "read" else None
 
     def _release_read(self, item: Fb[T]) -> None:
+        if forking.inherited(self.store._epoch):
+            return  # a guard taken before a fork: the pool is unusable in the child
         with self._lock:
             item._readers -= 1
             if item._readers == 0 and (item._evict_on_release or item._cond is not None):
                 self._after_release_locked(item)
 
     def _release_write(self, item: Fb[T], value: T) -> None:
+        if forking.inherited(self.store._epoch):
+            return  # a guard taken before a fork: the pool is unusable in the child
         size = self._measure(value) if self._lru.max_bytes is not None else -1
         with self._lock:
             item._writer = False
@@ -511,6 +521,7 @@ class FBPool(Generic[T]):
         self._notify_locked(item)
 
     def _get(self, item: Fb[T]) -> T:
+        self.store._check_process()
         with self._lock:
             if item._value is not ABSENT and not item._writer:
                 self._counts["hits"] += 1
@@ -537,6 +548,7 @@ class FBPool(Generic[T]):
     # -- writing and persisting --------------------------------------------------------
 
     def _write_now(self, item: Fb[T]) -> Token:
+        self.store._check_open()
         with self._lock:
             while True:
                 self.store._check_open()

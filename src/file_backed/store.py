@@ -14,9 +14,9 @@ from typing import Any, Self, TypeVar
 
 import pluggy
 
-from file_backed import hookspecs
+from file_backed import forking, hookspecs
 from file_backed.blob import bound_to, signing_key_bytes
-from file_backed.errors import BackgroundTaskError, StoreClosedError
+from file_backed.errors import BackgroundTaskError, StoreClosedError, StoreForkedError
 from file_backed.workers import Workers
 
 __all__ = ["BackingStore", "TrackedPath"]
@@ -152,9 +152,12 @@ class BackingStore:
         self._use_counts: dict[uuid.UUID, weakref.ref[Token]] = {}
         self._key_locks = tuple(threading.Lock() for _ in range(_KEY_LOCKS))
         self._closed = False
+        self._epoch = forking.epoch
+        self._pid = os.getpid()
         # A store dropped without close() (or still open at exit) stops its
-        # threads and lets the backend release what it holds.
-        self._abandoned = weakref.finalize(self, _abandon, self._workers, self.hook)
+        # threads and lets the backend release what it holds (not in a forked
+        # child: what the backend holds is the parent's).
+        self._abandoned = weakref.finalize(self, _abandon, self._workers, self.hook, self._epoch)
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
@@ -206,6 +209,7 @@ class BackingStore:
         """Wait until no background work is left, including work that background
         work started, and raise `BackgroundTaskError` with what failed since the
         last call. Raises `TimeoutError` when `timeout` seconds run out first."""
+        self._check_process()
         if not self._workers.wait_idle(timeout):
             raise TimeoutError(f"background work still running after {timeout} s")
         errors = self._workers.take_errors()
@@ -221,6 +225,10 @@ class BackingStore:
         deleted now; persisted copies stay.
         """
         if self._closed:
+            return
+        if forking.inherited(self._epoch):  # the parent's to close, not ours
+            self._closed = True
+            self._abandoned.detach()
             return
         try:
             self.finished()
@@ -366,7 +374,7 @@ class BackingStore:
                 ref = self._use_counts.get(key)
                 if ref is None or ref() is not None:
                     return  # already deleted, or registered again meanwhile
-            if self._closed:
+            if self._closed or forking.inherited(self._epoch):
                 return
             self.hook.delete(key=key)
             with self._lock:
@@ -397,6 +405,15 @@ class BackingStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed")
+        self._check_process()
+
+    def _check_process(self) -> None:
+        if forking.inherited(self._epoch):
+            raise StoreForkedError(
+                f"{self!r} was opened in process {self._pid} and inherited by this forked process "
+                f"({os.getpid()}), where it cannot be used: open a store in the child "
+                "(file_backed.open_store or open_pool), or start processes with 'spawn' or 'forkserver'"
+            )
 
     def _check_tracked(self, tracked: TrackedPath) -> None:
         self._check_open()
@@ -464,7 +481,9 @@ def as_key(key: object) -> uuid.UUID:
     raise TypeError(f"a key is a uuid.UUID or its text, not {type(key).__name__}: {key!r}")
 
 
-def _abandon(workers: Workers, hook: Any) -> None:
+def _abandon(workers: Workers, hook: Any, epoch: int) -> None:
+    if forking.inherited(epoch):
+        return  # the parent's threads and backend: nothing of them is ours to stop
     workers.shutdown(wait=False)
     hook.shutdown()
 

@@ -10,6 +10,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, cast
 
+from file_backed import forking
+
 __all__ = ["Workers"]
 
 logger = logging.getLogger("file_backed")
@@ -48,6 +50,7 @@ class Workers:
         self._errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._epoch = forking.epoch
 
     def spawn(self, fn: Callable[..., object], *args: Any) -> None:
         """Run ``fn(*args)`` on a worker thread."""
@@ -59,8 +62,9 @@ class Workers:
             self._tasks.put((fn, args))
 
     def defer(self, fn: Callable[..., object], *args: Any) -> None:
-        """Like `spawn`, but safe to call from a finalizer; ignored after `shutdown`."""
-        if self._closed:
+        """Like `spawn`, but safe to call from a finalizer; ignored after `shutdown`
+        and in a forked child (the work would be the parent's)."""
+        if self._closed or forking.inherited(self._epoch):
             return
         self._deferred.append((fn, args))
         self._tasks.put(_DRAIN)
@@ -124,7 +128,7 @@ class Workers:
     def _claim_deferred_locked(self) -> None:
         if not self._deferred:
             return
-        if self._closed:
+        if self._closed or forking.inherited(self._epoch):
             self._deferred.clear()
             return
         self._start_locked()
