@@ -503,3 +503,35 @@ def test_trimming_can_be_turned_off(store: fb.BackingStore, monkeypatch: pytest.
     handles = [pool.insert(bytes(500)) for _ in range(10)]
     store.finished()
     assert sum(h.resident for h in handles) == 2
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("outer", "inner"),
+    [
+        ("load", "load_mut"),
+        ("load_mut", "load"),
+        ("load_mut", "load_mut"),
+        ("load_mut", "get"),
+        ("load_mut", "write_now"),
+    ],
+)
+def test_a_guard_that_would_wait_for_one_of_the_same_thread_raises(
+    store: fb.BackingStore, outer: str, inner: str
+) -> None:
+    pool = fb.FBPool(store, max_items=4)
+    handle = pool.insert([1])
+    with getattr(handle, outer)():
+        with pytest.raises(fb.GuardConflictError, match="release the guard first"):
+            getattr(handle, inner)()
+    assert handle.get() == [1]
+
+
+def test_nested_read_guards_on_one_thread_are_fine(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=4)
+    handle = pool.insert([1])
+    with handle.load() as outer, handle.load() as inner:
+        assert outer is inner
+    with handle.load_mut() as value:
+        value.append(2)
+    assert handle.get() == [1, 2]

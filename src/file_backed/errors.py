@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "CorruptBlobError",
     "FileBackedError",
+    "GuardConflictError",
     "PluginNotFoundError",
     "StoreClosedError",
     "StoreForkedError",
@@ -78,6 +79,12 @@ class StoreForkedError(StoreClosedError):
     process never writes, deletes or waits on what belongs to the parent. Open a
     store in the child (``fb.open_store`` / ``fb.open_pool``), or use the
     ``spawn`` or ``forkserver`` start method of `multiprocessing`."""
+
+
+class GuardConflictError(FileBackedError, RuntimeError):
+    """Taking this guard would wait for a guard the same thread holds (``load_mut``
+    inside ``load`` of the same item, ``load`` or ``load_mut`` inside
+    ``load_mut``, ``write_now`` inside ``load_mut``): it would never return."""
 
 
 class BackgroundTaskError(ExceptionGroup, FileBackedError):

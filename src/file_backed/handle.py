@@ -71,8 +71,8 @@ class Fb(Generic[T]):
         self._token = token
         self._size = size  # by the pool's sizeof; -1 while not measured
         self._buffers: list[Allocation] | None = None  # what a loaded value was read into
-        self._readers = 0
-        self._writer = False
+        self._readers: list[int] = []  # the threads holding read guards, once per guard
+        self._writer = 0  # the thread holding the write guard, 0 when none
         self._loading = False
         self._writing = False
         self._drop_after_write = False
@@ -125,11 +125,16 @@ class Fb(Generic[T]):
             pool.store._check_process()
         with pool._lock:  # the hit path, inlined
             if self._value is not ABSENT and not self._writer and not pool._dead:
-                self._readers += 1
                 pool._counts["hits"] += 1
                 pool._enter_locked(self)
-                return ReadGuard(self, self._value)
+                return self._read_guard_locked()
         return pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
+
+    def _read_guard_locked(self) -> ReadGuard[T]:
+        """A read guard of the calling thread on the resident value (pool lock held)."""
+        thread = threading.get_ident()
+        self._readers.append(thread)
+        return ReadGuard(self, self._value, thread)
 
     def load_mut(self) -> WriteGuard[T]:
         """Acquire the exclusive guard, loading the value if needed.
@@ -236,19 +241,23 @@ class ReadGuard(_Guard[T]):
     """A shared guard: the value stays in memory until `release` (or the end of
     the ``with`` block, or garbage collection)."""
 
-    __slots__ = ()
+    __slots__ = ("_thread",)
+
+    def __init__(self, item: Fb[T], value: T, thread: int) -> None:
+        super().__init__(item, value)
+        self._thread = thread
 
     def release(self, *_exc_info: object) -> None:
         item = self._item
         if item is not None:
             self._item = None
             del self.value
-            item._pool._release_read(item)
+            item._pool._release_read(item, self._thread)
 
     __exit__ = release
 
     def _release_later(self, item: Fb[T]) -> None:
-        item._pool.store.defer(item._pool._release_read, item)
+        item._pool.store.defer(item._pool._release_read, item, self._thread)
 
     def __repr__(self) -> str:
         return f"<ReadGuard {'released' if self._item is None else self._item.key}>"

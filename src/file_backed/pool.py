@@ -14,6 +14,7 @@ import attrs
 
 from file_backed import forking
 from file_backed.buffers import Allocation, collecting, sole_owner
+from file_backed.errors import GuardConflictError
 from file_backed.handle import ABSENT, Fb, ReadGuard, WriteGuard
 from file_backed.keys import new_key
 from file_backed.lru import SegmentedLRU
@@ -400,14 +401,14 @@ class FBPool(Generic[T]):
                     if item._value is not ABSENT:
                         if not rescue and self._being_evicted(item):
                             return None
-                        item._readers += 1
                         self._counts["hits"] += 1
                         self._enter_locked(item)
-                        return ReadGuard(item, item._value)
+                        return item._read_guard_locked()
                     if not item._loading and wait:
                         break
                 if not wait:
                     return None
+                _refuse_waiting_on_own_guard(item, "a read guard")
                 self._wait_locked(item)
             token = self._start_load_locked(item)
         return self._load_unlocked(item, token, guard="read")
@@ -419,11 +420,11 @@ class FBPool(Generic[T]):
             self._purge_locked()
             while True:
                 free = not item._writer and not item._loading and not item._writing
-                if free and item._value is not ABSENT and item._readers == 0:
+                if free and item._value is not ABSENT and not item._readers:
                     if not wait and self._being_evicted(item):
                         return None
                     self._counts["hits"] += 1
-                    item._writer = True
+                    item._writer = threading.get_ident()
                     self._enter_locked(item)
                     break
                 if free and item._value is ABSENT and wait:
@@ -431,6 +432,7 @@ class FBPool(Generic[T]):
                     break
                 if not wait:
                     return None
+                _refuse_waiting_on_own_guard(item, "the write guard")
                 self._wait_locked(item)
         if token is not None:
             self._load_unlocked(item, token, guard="write")
@@ -486,20 +488,19 @@ class FBPool(Generic[T]):
             item._size = size
             self._counts["loads"] += 1
             self._counts["bytes_loaded"] += buffers.allocated or token.nbytes or 0
-            if guard == "read":
-                item._readers += 1
-            else:
-                item._writer = True
+            read_guard = item._read_guard_locked() if guard == "read" else None
+            if read_guard is None:
+                item._writer = threading.get_ident()
             self._enter_locked(item)
             self._notify_locked(item)
-        return ReadGuard(item, value) if guard == "read" else None
+        return read_guard
 
-    def _release_read(self, item: Fb[T]) -> None:
+    def _release_read(self, item: Fb[T], thread: int) -> None:
         if forking.inherited(self.store._epoch):
             return  # a guard taken before a fork: the pool is unusable in the child
         with self._lock:
-            item._readers -= 1
-            if item._readers == 0 and (item._evict_on_release or item._cond is not None):
+            item._readers.remove(thread)
+            if not item._readers and (item._evict_on_release or item._cond is not None):
                 self._after_release_locked(item)
 
     def _release_write(self, item: Fb[T], value: T) -> None:
@@ -507,7 +508,7 @@ class FBPool(Generic[T]):
             return  # a guard taken before a fork: the pool is unusable in the child
         size = self._measure(value) if self._lru.max_bytes is not None else -1
         with self._lock:
-            item._writer = False
+            item._writer = 0
             item._value = value
             if size != item._size:
                 item._size = size
@@ -515,7 +516,7 @@ class FBPool(Generic[T]):
             self._after_release_locked(item)
 
     def _after_release_locked(self, item: Fb[T]) -> None:
-        if item._evict_on_release and item._readers == 0 and not item._writer:
+        if item._evict_on_release and not item._readers and not item._writer:
             item._evict_on_release = False
             self._evict_locked(item)
         self._notify_locked(item)
@@ -556,6 +557,7 @@ class FBPool(Generic[T]):
                     return item._token
                 if not (item._writing or item._writer or item._loading):
                     break
+                _refuse_waiting_on_own_guard(item, "a write of the value")
                 self._wait_locked(item)
             item._writing = True
             item._drop_after_write = False
@@ -756,7 +758,7 @@ class FBPool(Generic[T]):
 
     @staticmethod
     def _idle(item: Fb[T]) -> bool:
-        return item._readers == 0 and not item._writer
+        return not item._readers and not item._writer
 
     def _being_evicted(self, item: Fb[T]) -> bool:
         return item._ref not in self._lru and (item._drop_after_write or item._evict_on_release)
@@ -779,6 +781,21 @@ class FBPool(Generic[T]):
     def _notify_locked(item: Fb[T]) -> None:
         if item._cond is not None:
             item._cond.notify_all()
+
+
+def _refuse_waiting_on_own_guard(item: Fb[Any], wanted: str) -> None:
+    """Raise instead of waiting for a guard that the calling thread holds itself."""
+    thread = threading.get_ident()
+    if item._writer == thread:
+        held = "its write guard (load_mut)"
+    elif thread in item._readers and wanted != "a read guard":
+        held = "a read guard (load)"
+    else:
+        return
+    raise GuardConflictError(
+        f"this thread holds {held} on {item!r} and asked for {wanted} of it, which would wait for itself "
+        "forever; release the guard first (end its with block)"
+    )
 
 
 def _live(ref: _ItemRef) -> Fb[Any] | None:
