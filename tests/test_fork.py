@@ -139,9 +139,11 @@ def test_a_multiprocessing_fork_worker_gets_an_error_not_a_hang(pool: fb.FBPool[
     handles = evicted_items(pool)
     _inherited[:] = handles
     try:
-        with multiprocessing.get_context("fork").Pool(2) as workers:
-            with pytest.raises(fb.StoreForkedError, match="open a store in the child"):
-                workers.map(_read_inherited, range(len(handles)), chunksize=1)
+        with (
+            multiprocessing.get_context("fork").Pool(2) as workers,
+            pytest.raises(fb.StoreForkedError, match="open a store in the child"),
+        ):
+            workers.map(_read_inherited, range(len(handles)), chunksize=1)
     finally:
         _inherited.clear()
     check_parent(handles)

@@ -521,9 +521,11 @@ def test_a_guard_that_would_wait_for_one_of_the_same_thread_raises(
 ) -> None:
     pool = fb.FBPool(store, max_items=4)
     handle = pool.insert([1])
-    with getattr(handle, outer)():
-        with pytest.raises(fb.GuardConflictError, match="release the guard first"):
-            getattr(handle, inner)()
+    with (
+        getattr(handle, outer)(),
+        pytest.raises(fb.GuardConflictError, match="release the guard first"),
+    ):
+        getattr(handle, inner)()
     assert handle.get() == [1]
 
 

@@ -17,11 +17,13 @@ from file_backed.errors import (
     BlobNotFoundError,
     ConfigError,
     CorruptBlobError,
+    EncodeError,
     FileBackedError,
     GuardConflictError,
     PluginNotFoundError,
     StoreClosedError,
     StoreForkedError,
+    StoreWriteError,
 )
 from file_backed.handle import Fb, ReadGuard, WriteGuard
 from file_backed.hookspecs import hookimpl, hookspec
@@ -38,6 +40,7 @@ __all__ = [
     "Codec",
     "ConfigError",
     "CorruptBlobError",
+    "EncodeError",
     "FBPool",
     "Fb",
     "FileBackedConfig",
@@ -48,6 +51,7 @@ __all__ = [
     "ReadGuard",
     "StoreClosedError",
     "StoreForkedError",
+    "StoreWriteError",
     "TrackedPath",
     "WriteGuard",
     "asave",

@@ -10,11 +10,13 @@ __all__ = [
     "BlobNotFoundError",
     "ConfigError",
     "CorruptBlobError",
+    "EncodeError",
     "FileBackedError",
     "GuardConflictError",
     "PluginNotFoundError",
     "StoreClosedError",
     "StoreForkedError",
+    "StoreWriteError",
 ]
 
 
@@ -67,6 +69,19 @@ class BlobNotFoundError(FileBackedError, KeyError):
 
 class CorruptBlobError(FileBackedError):
     """A blob's bytes do not match its header or checksum; it is never decoded."""
+
+
+class EncodeError(FileBackedError, TypeError):
+    """The codec could not encode a value (an unpicklable object, a type the codec
+    does not store). Permanent for that value: an eviction does not retry it
+    until the value changes; it stays in memory. The codec's exception is the
+    ``__cause__``."""
+
+
+class StoreWriteError(FileBackedError, OSError):
+    """Writing a blob failed in the operating system or the storage service (a
+    full disk, a removed temporary area, a lost connection); ``errno`` is the
+    original's. The value stays in memory; an eviction retries it later."""
 
 
 class StoreClosedError(FileBackedError, RuntimeError):

@@ -59,6 +59,7 @@ class Fb(Generic[T]):
         "_ref",
         "_size",
         "_token",
+        "_unencodable",
         "_value",
         "_writer",
         "_writing",
@@ -77,6 +78,7 @@ class Fb(Generic[T]):
         self._writing = False
         self._drop_after_write = False
         self._evict_on_release = False
+        self._unencodable = False  # the codec refused the value: not written again until it changes
         self._cond: threading.Condition | None = None
         self._ref = weakref.ref(self, pool._forget)
         hash(self._ref)  # a weakref hashes only while alive; the pool looks dead ones up

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from file_backed.codecs.base import Codec
@@ -32,6 +32,7 @@ def open_store(
     codec: str | Codec = "pickle",
     workers: int | None = None,
     plugins: Sequence[object | str] = (),
+    on_error: Callable[[BaseException], object] | None = None,
     **options: Any,
 ) -> BackingStore:
     """Open a `BackingStore` on the installed backend `name`.
@@ -50,7 +51,7 @@ def open_store(
             f"backend {name!r} has no option {', '.join(map(repr, unknown))}; it accepts {_describe(accepted)}"
         )
     backend = factory(codec=codec_obj, **options)
-    return BackingStore(backend, workers=workers, plugins=plugins)
+    return BackingStore(backend, workers=workers, plugins=plugins, on_error=on_error)
 
 
 def _parameters(callable_: Any) -> list[str] | None:

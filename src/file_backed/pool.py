@@ -14,7 +14,7 @@ import attrs
 
 from file_backed import forking
 from file_backed.buffers import Allocation, collecting, sole_owner
-from file_backed.errors import GuardConflictError
+from file_backed.errors import EncodeError, GuardConflictError
 from file_backed.handle import ABSENT, Fb, ReadGuard, WriteGuard
 from file_backed.keys import new_key
 from file_backed.lru import SegmentedLRU
@@ -365,7 +365,9 @@ class FBPool(Generic[T]):
             with self._lock:
                 self._counts["eviction_failures"] += 1
                 item._writing = False
-                if item._ref not in self._lru and item._value is not ABSENT:
+                if isinstance(error, EncodeError):
+                    item._unencodable = item._key == key  # not picked again until it changes
+                elif item._ref not in self._lru and item._value is not ABSENT:
                     self._lru.insert_last(item._ref, size)
                 self._notify_locked(item)
             return 0
@@ -386,7 +388,7 @@ class FBPool(Generic[T]):
     def _least_recent_idle_locked(self) -> Fb[T] | None:
         for ref in self._lru.least_recent():
             item = ref()
-            if item is not None and self._idle(item) and not (item._writing or item._loading):
+            if item is not None and self._idle(item) and not (item._writing or item._loading or item._unencodable):
                 return item
         return None
 
@@ -510,6 +512,7 @@ class FBPool(Generic[T]):
         with self._lock:
             item._writer = 0
             item._value = value
+            item._unencodable = False
             if size != item._size:
                 item._size = size
                 self._evict_all_locked(self._lru.set_size(item._ref, max(size, 0)))
@@ -588,14 +591,17 @@ class FBPool(Generic[T]):
                 token, written = None, None  # the handle is gone: nothing to keep
             else:
                 token, written = self.store.store_blob(key, value)
-        except BaseException:
+        except BaseException as error:
             with self._lock:
                 if background:
                     self._counts["eviction_failures"] += 1
                 item = ref()
                 if item is not None:
                     item._writing = False
-                    if item._drop_after_write and item._key == key and self._idle(item):
+                    if isinstance(error, EncodeError):
+                        item._unencodable = item._key == key  # kept in memory, not retried until it changes
+                        item._drop_after_write = False
+                    elif item._drop_after_write and item._key == key and self._idle(item):
                         item._drop_after_write = False
                         self._lru.insert_last(item._ref, max(item._size, 0))  # retried by the next eviction
                     self._notify_locked(item)
@@ -675,6 +681,8 @@ class FBPool(Generic[T]):
             item._evict_on_release = True
         elif item._token is not None:
             self._drop_value_locked(item)
+        elif item._unencodable:
+            return  # stays in memory, outside the LRU order, until it changes or is used again
         elif item._writing:
             item._drop_after_write = True
         else:

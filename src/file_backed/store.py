@@ -16,7 +16,14 @@ import pluggy
 
 from file_backed import forking, hookspecs
 from file_backed.blob import bound_to, signing_key_bytes
-from file_backed.errors import BackgroundTaskError, StoreClosedError, StoreForkedError
+from file_backed.errors import (
+    BackgroundTaskError,
+    EncodeError,
+    FileBackedError,
+    StoreClosedError,
+    StoreForkedError,
+    StoreWriteError,
+)
 from file_backed.workers import Workers
 
 __all__ = ["BackingStore", "TrackedPath"]
@@ -108,6 +115,11 @@ class BackingStore:
     plugins:
         Middleware plugin objects, or names from the ``file_backed.plugins``
         entry point group.
+    on_error:
+        Optional callable, called with the exception of each background task
+        that fails (an eviction write, a delete), on the thread where it
+        failed, as it happens. Failures are also logged (logger ``file_backed``)
+        and the most recent hundred are raised by `finished`.
     signing_key:
         Optional text (UTF-8) or bytes of at least 16 bytes: every blob the
         backend frames with `file_backed.blob` is signed with it (HMAC-SHA256
@@ -124,6 +136,7 @@ class BackingStore:
         *,
         workers: int | None = None,
         plugins: Sequence[object | str] = (),
+        on_error: Callable[[BaseException], object] | None = None,
         signing_key: str | bytes | None = None,
     ) -> None:
         self._pm = _PluginManager(hookspecs.PROJECT_NAME)
@@ -146,7 +159,7 @@ class BackingStore:
         self._load_hook = _HotHook(self._pm, "load")
         self._signing_key = signing_key_bytes(signing_key)
         count = workers if workers is not None else _default_workers()
-        self._workers = Workers(count)
+        self._workers = Workers(count, on_error=on_error)
         self._calls: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._use_counts: dict[uuid.UUID, weakref.ref[Token]] = {}
@@ -212,9 +225,10 @@ class BackingStore:
         self._check_process()
         if not self._workers.wait_idle(timeout):
             raise TimeoutError(f"background work still running after {timeout} s")
-        errors = self._workers.take_errors()
+        errors, failures = self._workers.take_errors()
         if errors:
-            raise BackgroundTaskError(f"{len(errors)} background task(s) failed", errors)  # type: ignore[arg-type]
+            shown = "" if failures == len(errors) else f" (the last {len(errors)} are attached)"
+            raise BackgroundTaskError(f"{failures} background task(s) failed{shown}", errors)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Finish background work, stop the threads and release the backend.
@@ -310,8 +324,19 @@ class BackingStore:
             with self._lock:
                 if key in self._use_counts:
                     raise RuntimeError(f"a blob for key {key} already exists")
-            with bound_to(key, self._signing_key):
-                written = self._store_hook(key=key, data=data)
+            try:
+                with bound_to(key, self._signing_key):
+                    written = self._store_hook(key=key, data=data)
+            except FileBackedError:
+                raise
+            except OSError as error:
+                raise StoreWriteError(
+                    error.errno, f"could not write the blob of {key}: {error.strerror or error}", error.filename
+                ) from error
+            except Exception as error:
+                raise EncodeError(
+                    f"could not encode the value of {key} ({type(data).__name__}): {type(error).__name__}: {error}"
+                ) from error
             token = self._new_token(key, written)
         return token, written
 

@@ -12,7 +12,10 @@ from typing import Any, cast
 
 from file_backed import forking
 
-__all__ = ["Workers"]
+__all__ = ["KEPT_ERRORS", "Workers"]
+
+#: How many exceptions of failed tasks are kept for `Workers.take_errors` (the most recent).
+KEPT_ERRORS = 100
 
 logger = logging.getLogger("file_backed")
 
@@ -30,14 +33,22 @@ class Workers:
     `queue.SimpleQueue`, both reentrant. `wait_idle` returns once nothing is
     outstanding, including tasks that running tasks deferred or spawned.
 
-    A task's exception is logged and kept; `take_errors` hands the kept ones
+    A task's exception is logged (logger ``file_backed``, ERROR), passed to
+    `on_error` when given, and kept: at most `KEPT_ERRORS`, the most recent,
+    plus a count of all; `take_errors` hands the kept ones
     over once. Threads start on the first task.
 
     Notes on thread safety: every method may be called from any thread; a
     task must not call `wait_idle` (it would wait for itself).
     """
 
-    def __init__(self, count: int, *, name: str = "file_backed") -> None:
+    def __init__(
+        self,
+        count: int,
+        *,
+        name: str = "file_backed",
+        on_error: Callable[[BaseException], object] | None = None,
+    ) -> None:
         if count < 1:
             raise ValueError(f"workers must be at least 1, got {count}")
         self.count = count
@@ -47,7 +58,9 @@ class Workers:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._outstanding = 0
-        self._errors: list[BaseException] = []
+        self._errors: collections.deque[BaseException] = collections.deque(maxlen=KEPT_ERRORS)
+        self._failures = 0
+        self._on_error = on_error
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._epoch = forking.epoch
@@ -90,11 +103,14 @@ class Workers:
                 if not self._idle.wait(timeout):
                     return False
 
-    def take_errors(self) -> list[BaseException]:
-        """The exceptions raised by tasks since the last call, oldest first."""
+    def take_errors(self) -> tuple[list[BaseException], int]:
+        """The kept exceptions raised by tasks since the last call, oldest first,
+        and how many tasks failed in all since then."""
         with self._lock:
-            errors, self._errors = self._errors, []
-        return errors
+            errors, failures = list(self._errors), self._failures
+            self._errors.clear()
+            self._failures = 0
+        return errors, failures
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Stop the threads once the queued tasks have run (waiting for them when
@@ -116,6 +132,12 @@ class Workers:
         traceback.clear_frames(error.__traceback__)
         with self._lock:
             self._errors.append(error)
+            self._failures += 1
+        if self._on_error is not None:
+            try:
+                self._on_error(error)
+            except Exception:
+                logger.exception("the on_error callback failed")
 
     def _start_locked(self) -> None:
         while len(self._threads) < self.count:
