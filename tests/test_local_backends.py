@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -222,11 +223,42 @@ def test_blobs_left_by_a_crashed_store_are_collected(tmp_path: Path) -> None:
         assert [p for p in tmp_path.rglob("*") if _is_blob_file(p)] == []
 
 
-def test_blobs_in_a_directory_that_was_no_temporary_area_are_kept(tmp_path: Path) -> None:
+def test_a_persisted_location_is_refused_as_a_temporary_area(tmp_path: Path) -> None:
     with fb.open_store("fs_hardlink") as store:
         fb.FBPool(store, max_items=1).insert("persisted").persist(store.track_path(tmp_path))
-    with fb.open_store("fs_hardlink", path=tmp_path):
-        assert len([p for p in tmp_path.rglob("*") if _is_blob_file(p)]) == 1
+    for _ in range(2):
+        with pytest.raises(fb.ConfigError, match="is a persisted location"):
+            fb.open_store("fs_hardlink", path=tmp_path)
+    assert len([p for p in tmp_path.rglob("*") if _is_blob_file(p)]) == 1
+
+
+def test_a_directory_holding_blobs_no_store_wrote_there_is_refused_as_a_temporary_area(tmp_path: Path) -> None:
+    with fb.open_store("fs_hardlink") as store:
+        fb.FBPool(store, max_items=1).insert("persisted").persist(store.track_path(tmp_path / "saved"))
+    copied = tmp_path / "copied"
+    shutil.copytree(tmp_path / "saved", copied)
+    (copied / ".file_backed-persisted").unlink()  # as a copy made without it would be
+    for _ in range(2):
+        with pytest.raises(fb.ConfigError, match="holds 1 blob"):
+            fb.open_store("fs_hardlink", path=copied)
+    assert len([p for p in copied.rglob("*") if _is_blob_file(p)]) == 1
+    assert not (copied / ".file_backed-temporary").exists()
+
+
+def test_an_empty_location_tracked_by_one_store_is_refused_as_another_ones_temporary_area(tmp_path: Path) -> None:
+    with fb.open_store("fs_hardlink") as store:
+        store.track_path(tmp_path)
+        with pytest.raises(fb.ConfigError, match="is a persisted location"):
+            fb.open_store("fs_hardlink", path=tmp_path)
+
+
+def test_an_empty_path_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(fb.ConfigError, match="option path: empty"):
+        fb.open_store("fs_hardlink", path="")
+    with fb.open_store("fs_hardlink") as store, pytest.raises(fb.ConfigError, match="location is empty"):
+        store.track_path("")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_temporary_area_cannot_be_a_persisted_location(tmp_path: Path) -> None:

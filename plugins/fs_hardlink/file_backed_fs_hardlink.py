@@ -38,6 +38,15 @@ from file_backed.codecs.base import Buffer
 from file_backed.errors import CorruptBlobError
 from file_backed.layout import SHARDS, is_temporary_name, key_of_blob_name, temporary_name
 from file_backed.localfs import read_file, syncfs
+from file_backed.ownership import (
+    MARKERS,
+    PERSISTED_MARKER,
+    TEMPORARY_MARKER,
+    claim_local,
+    foreign_blobs_error,
+    persisted_area_error,
+    temporary_area_error,
+)
 
 __all__ = ["FsHardlinkBackend"]
 
@@ -49,12 +58,6 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _FOREIGN_EXAMPLES = 5
-_MARKER = ".file_backed-temporary"
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on POSIX
-    fcntl = None  # type: ignore[assignment]
 
 
 class FsHardlinkBackend:
@@ -69,9 +72,11 @@ class FsHardlinkBackend:
         (``.file_backed-temporary``) locked for its lifetime: a second store
         on the same directory gets a `ConfigError`, and a store that finds the
         marker unlocked (its previous owner crashed) deletes the blobs left
-        there, which no handle can reach any more. Blobs in a directory without
-        the marker were not made as temporary blobs and are left alone; a
-        directory with the marker cannot be tracked as a persisted location.
+        there, which no handle can reach any more. A directory that holds
+        blobs but no marker (blobs something else wrote), or that is a
+        persisted location (``.file_backed-persisted``), is refused with a
+        `ConfigError`; a directory with the marker cannot be tracked as a
+        persisted location (see `file_backed.ownership`).
     fsync:
         When true (the default), a blob's data is fsynced before it gets a name
         in a persisted location, and `sync_persisted` makes persisted names
@@ -114,12 +119,23 @@ class FsHardlinkBackend:
         self._reported_foreign: set[Path] = set()
         self._closed = threading.Event()
         self._owns_root = path is None
-        root = Path(tempfile.mkdtemp(prefix="file_backed-")) if path is None else Path(path)
+        if path is None:
+            root = Path(tempfile.mkdtemp(prefix="file_backed-"))
+        elif not isinstance(path, str | os.PathLike):
+            raise ConfigError(f"fs_hardlink option path: expected a directory path, got {type(path).__name__}")
+        elif not os.fspath(path):
+            raise ConfigError("fs_hardlink option path: empty; give a directory (an empty path is not the current one)")
+        else:
+            root = Path(path).expanduser().absolute()
+        if os.path.lexists(root / PERSISTED_MARKER):
+            raise persisted_area_error(str(root), "fs_hardlink option path")
         self.root = self._prepare_directory(root)
         self._root_text = os.fspath(self.root)
-        self._claim_fd, claimed_before = _claim_temporary_area(self.root)
+        self._claim_fd, claimed_before = claim_local(self.root, "fs_hardlink option path")
         if claimed_before:
             self._collect_leftovers()
+        else:
+            self._refuse_foreign_blobs()
         self.sanitize_path(self.root)
 
     def __repr__(self) -> str:
@@ -184,13 +200,14 @@ class FsHardlinkBackend:
     def prepare_path(self, location: object) -> Path:
         if not isinstance(location, str | os.PathLike):
             raise TypeError(f"an fs_hardlink location is a directory path, not {type(location).__name__}")
+        if not os.fspath(location):
+            raise ConfigError("an fs_hardlink location is a directory path, not an empty string")
         root = Path(os.fspath(location)).expanduser().absolute()
-        if os.path.lexists(root / _MARKER):
-            raise ConfigError(
-                f"{root} is the temporary area of a store (it holds {_MARKER}); "
-                "a persisted location must be another directory"
-            )
-        return self._prepare_directory(root)
+        if os.path.lexists(root / TEMPORARY_MARKER):
+            raise temporary_area_error(str(root))
+        root = self._prepare_directory(root)
+        _mark_persisted(root)
+        return root
 
     def _prepare_directory(self, root: Path) -> Path:
         """Create `root` and its shard directories (durably with fsync)."""
@@ -235,7 +252,7 @@ class FsHardlinkBackend:
         keys: list[uuid.UUID] = []
         foreign: list[str] = []
         with os.scandir(path) as top:
-            foreign.extend(entry.name for entry in top if entry.name not in _SHARD_SET and entry.name != _MARKER)
+            foreign.extend(entry.name for entry in top if entry.name not in _SHARD_SET and entry.name not in MARKERS)
         for shard in SHARDS:
             shard_path = path / shard
             try:
@@ -319,9 +336,18 @@ class FsHardlinkBackend:
         if self._owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def _collect_leftovers(self) -> None:
-        """Delete the blobs that a crashed owner of this temporary area left."""
-        removed = 0
+    def _refuse_foreign_blobs(self) -> None:
+        """Raise `ConfigError` (releasing the fresh claim) when the newly claimed
+        area holds blobs: no store of this area wrote them."""
+        count = sum(1 for _ in self._blob_entries())
+        if count:
+            os.close(self._claim_fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / TEMPORARY_MARKER)
+            raise foreign_blobs_error(str(self.root), "fs_hardlink option path", count)
+
+    def _blob_entries(self) -> Iterator[os.DirEntry[str]]:
+        """The regular files named as blobs in the temporary area's shards."""
         for shard in SHARDS:
             try:
                 entries = os.scandir(self.root / shard)
@@ -330,9 +356,15 @@ class FsHardlinkBackend:
             with entries:
                 for entry in entries:
                     if key_of_blob_name(shard, entry.name) and entry.is_file(follow_symlinks=False):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(entry.path)
-                        removed += 1
+                        yield entry
+
+    def _collect_leftovers(self) -> None:
+        """Delete the blobs that a crashed owner of this temporary area left."""
+        removed = 0
+        for entry in self._blob_entries():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+            removed += 1
         if removed:
             logger.info("%s: deleted %d blobs left by a previous store of this temporary area", self.root, removed)
 
@@ -360,9 +392,7 @@ class FsHardlinkBackend:
                 return
             self._reported_foreign.add(path)
         examples = ", ".join(names[:_FOREIGN_EXAMPLES]) + (", ..." if len(names) > _FOREIGN_EXAMPLES else "")
-        logger.warning(
-            "%s: left %d entries alone that are not blobs of this library (%s)", path, len(names), examples
-        )
+        logger.warning("%s: left %d entries alone that are not blobs of this library (%s)", path, len(names), examples)
 
     def _link(self, source: Path, target: Path, key: uuid.UUID, *, durable: bool) -> None:
         """Make `target` the same blob as `source`: a hard link, or a copy across
@@ -438,32 +468,6 @@ def _require_regular(path: Path, key: uuid.UUID) -> None:
         raise BlobNotFoundError(
             f"{path} is {_kind(mode)}, not a blob of this library; fs_hardlink leaves it alone and never follows it"
         )
-
-
-def _claim_temporary_area(root: Path) -> tuple[int, bool]:
-    """Create or open the marker of the temporary area `root` and lock it for
-    this store. Returns the locked descriptor and whether the marker existed
-    (an earlier store used the area). Raises `ConfigError` when another store
-    holds the claim."""
-    marker = root / _MARKER
-    flags = os.O_RDWR | _O_CLOEXEC | _O_NOFOLLOW
-    try:
-        fd = os.open(marker, flags | os.O_CREAT | os.O_EXCL, 0o644)
-        existed = False
-    except FileExistsError:
-        fd = os.open(marker, flags)
-        existed = True
-    if fcntl is None:  # no advisory locks on this platform: nothing to collect safely
-        return fd, False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ConfigError(
-            f"fs_hardlink option path: {root} is the temporary area of another open store; "
-            "give each store its own directory"
-        ) from None
-    return fd, existed
 
 
 def _temporary_name(final: str | Path) -> str:
@@ -546,3 +550,17 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _mark_persisted(root: Path) -> None:
+    """Create the persisted-location marker in `root` unless it is there. A
+    location nobody may write to (read-only, registered from) needs none."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW
+    try:
+        os.close(os.open(root / PERSISTED_MARKER, flags, 0o644))
+    except FileExistsError:
+        pass
+    except OSError as error:
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return
+        raise _explained(error, "cannot mark this fs_hardlink location as persisted") from None

@@ -25,6 +25,14 @@ streamed in `CHUNK_SIZE` pieces, so memory stays bounded whatever the blob's
 size (a large blob streamed into an object store goes to a temporary object
 first, then is copied into place server-side).
 
+Ownership (see `file_backed.ownership`): the temporary area is claimed with the
+marker ``.file_backed-temporary``, locked on the local disk and recording its
+owner (host, boot, process) elsewhere; a claim that finds a crashed owner's
+marker deletes that owner's leftover blobs, a live owner's marker or blobs
+without a marker are refused with `ConfigError`. Persisted locations carry
+``.file_backed-persisted`` and are refused as temporary areas. On the local
+disk a symbolic link named like a blob is never followed.
+
 Every failure of a filesystem or object store (network error, timeout,
 permission, missing bucket) raises `RemoteStoreError`, whose message names the
 URL; a missing blob raises `file_backed.BlobNotFoundError` and a changed one
@@ -34,12 +42,14 @@ URL; a missing blob raises `file_backed.BlobNotFoundError` and a changed one
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any, Literal
 
 import attrs
@@ -48,11 +58,21 @@ from fsspec.core import split_protocol
 from fsspec.implementations.local import LocalFileSystem
 
 from file_backed import BlobNotFoundError, Codec, ConfigError, FileBackedError, hookimpl
-from file_backed.blob import decode_blob, encode_blob
+from file_backed.blob import decode_blob, encode_blob, signing_key_bytes
 from file_backed.buffers import copy_of
 from file_backed.codecs.base import Buffer
 from file_backed.layout import SHARDS, is_temporary_name, key_of_blob_name, temporary_name
 from file_backed.localfs import read_file, syncfs
+from file_backed.ownership import (
+    MARKERS,
+    PERSISTED_MARKER,
+    TEMPORARY_MARKER,
+    OwnerRecord,
+    claim_local,
+    foreign_blobs_error,
+    persisted_area_error,
+    temporary_area_error,
+)
 
 __all__ = ["CHUNK_SIZE", "FsspecBackend", "FsspecLocation", "RemoteStoreError"]
 
@@ -67,6 +87,9 @@ _OBJECT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", 
 _BUCKET_PROTOCOLS = _OBJECT_PROTOCOLS - {"memory"}
 
 Kind = Literal["local", "object", "rename"]
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class RemoteStoreError(FileBackedError, OSError):
@@ -97,6 +120,10 @@ class FsspecLocation:
         name = key.hex
         return f"{self.root}/{name[:2]}/{name}"
 
+    def marker(self, name: str) -> str:
+        """The path of the marker file `name` (see `file_backed.ownership`)."""
+        return f"{self.root}/{name}"
+
     def blob_url(self, key: uuid.UUID) -> str:
         """The URL of `key`'s blob, for messages."""
         name = key.hex
@@ -112,8 +139,9 @@ class FsspecBackend:
         The temporary area, an fsspec URL (``s3://bucket/prefix``,
         ``memory://name``, ``file:///path``) or a local path. Default: a new
         local temporary directory, removed by `shutdown` (when the store
-        closes). A given location is never removed; blobs a crashed process
-        left there are kept, its partial writes removed.
+        closes). A given location is never removed. The store claims it
+        (see the module docstring): a second open store on it is refused,
+        and a crashed owner's blobs are deleted by the next claim.
     storage_options:
         Keyword arguments for the fsspec filesystems, either flat (given to
         every filesystem this backend opens: the temporary area's and every
@@ -121,6 +149,11 @@ class FsspecBackend:
         (``{"s3": {...}, "gs": {...}}``; a URL without a protocol is
         ``"file"``), when every key is a protocol fsspec knows and every value
         a mapping.
+    signing_key:
+        Optional text (UTF-8) or bytes, at least 16 bytes. Every blob written
+        carries an HMAC-SHA256 bound to its key, and every blob read must carry
+        a valid one (`CorruptBlobError` otherwise). Use it for buckets and
+        locations other services can write.
 
     Notes on thread safety: hooks may run concurrently on any threads; the
     backend keeps no mutable state besides what the fsspec filesystems guard
@@ -133,15 +166,23 @@ class FsspecBackend:
         codec: Codec,
         url: str | os.PathLike[str] | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        signing_key: str | bytes | None = None,
     ) -> None:
+        if url is not None and (not isinstance(url, str | os.PathLike) or not os.fspath(url)):
+            raise ConfigError(f"fsspec option url: expected a URL or a path, got {url!r}")
         self.codec = codec
+        self._signing_key = signing_key_bytes(signing_key, option="fsspec option signing_key")
         self._options = dict(storage_options or {})
         self._by_protocol = _is_keyed_by_protocol(self._options)
         self._owned_dir = tempfile.mkdtemp(prefix="file_backed-fsspec-") if url is None else None
+        self._claim_fd: int | None = None
+        self._claimed = False
         try:
-            self.root = self.prepare_path(self._owned_dir if url is None else url)
+            self.root = self._locate(self._owned_dir if url is None else url)
+            self._claim()
             self.sanitize_path(self.root)
         except BaseException:
+            self._release()
             self._remove_owned_dir()
             raise
 
@@ -152,7 +193,7 @@ class FsspecBackend:
 
     @hookimpl
     def store(self, key: uuid.UUID, data: Any) -> int:
-        buffers, size = encode_blob(self.codec, data, key=key)
+        buffers, size = encode_blob(self.codec, data, key=key, signing_key=self._signing_key)
         with _failures(f"write {self.root.blob_url(key)}"):
             _put(self.root, key, buffers, durable=False)
         return size
@@ -162,7 +203,7 @@ class FsspecBackend:
         url = self.root.blob_url(key)
         with _failures(f"read {url}", missing=f"no blob for key {key} at {url}"):
             blob = _get(self.root, key)
-        return decode_blob(self.codec, blob, source=f"blob {key} ({url})", key=key)
+        return decode_blob(self.codec, blob, source=f"blob {key} ({url})", key=key, signing_key=self._signing_key)
 
     @hookimpl
     def blob_size(self, key: uuid.UUID) -> int:
@@ -178,8 +219,17 @@ class FsspecBackend:
 
     @hookimpl
     def prepare_path(self, location: object) -> FsspecLocation:
+        """The location, marked as persisted; a temporary area is refused."""
         if isinstance(location, FsspecLocation):
             return location
+        prepared = self._locate(location)
+        if _exists(prepared, prepared.marker(TEMPORARY_MARKER)):
+            raise temporary_area_error(prepared.url)
+        _mark_persisted(prepared)
+        return prepared
+
+    def _locate(self, location: object) -> FsspecLocation:
+        """`location` (a URL or path) as a usable `FsspecLocation`, without markers."""
         if not isinstance(location, str | os.PathLike):
             raise TypeError(f"an fsspec location is a URL or a path, not {type(location).__name__}: {location!r}")
         url = os.fspath(location)
@@ -220,7 +270,9 @@ class FsspecBackend:
         prefix = path.root + "/"
         for entry in found:
             parts = entry[len(prefix) :].split("/") if entry.startswith(prefix) else []
-            if len(parts) != 2:
+            if parts and parts[0] in MARKERS:
+                continue
+            if len(parts) != 2 or (path.kind == "local" and os.path.islink(entry)):
                 foreign += 1
                 continue
             shard, name = parts
@@ -261,6 +313,7 @@ class FsspecBackend:
 
     @hookimpl
     def shutdown(self) -> None:
+        self._release()
         self._remove_owned_dir()
 
     # -- helpers -------------------------------------------------------------------------
@@ -269,6 +322,84 @@ class FsspecBackend:
         if self._by_protocol:
             return dict(self._options.get(protocol, {}))
         return dict(self._options)
+
+    def _claim(self) -> None:
+        """Claim the temporary area (see the module docstring): collect a crashed
+        owner's leftovers, refuse a live owner's area, a persisted location, or
+        an area holding blobs no store of it wrote."""
+        root = self.root
+        option = "fsspec option url"
+        if _exists(root, root.marker(PERSISTED_MARKER)):
+            raise persisted_area_error(root.url, option)
+        if root.kind == "local":
+            self._claim_fd, existed = claim_local(Path(root.root), option)
+        else:
+            existed = self._claim_remote(option)
+        self._claimed = True
+        if existed:
+            self._collect_leftovers()
+        else:
+            count = len(self._blobs_of(root))
+            if count:
+                raise foreign_blobs_error(root.url, option, count)
+
+    def _claim_remote(self, option: str) -> bool:
+        """Record this process as the owner of the (lockless) temporary area;
+        returns whether a crashed owner's marker was there."""
+        marker = self.root.marker(TEMPORARY_MARKER)
+        with _failures(f"read {self.root.fs.unstrip_protocol(marker)}"):
+            try:
+                previous: bytes | None = self.root.fs.cat_file(marker)
+            except FileNotFoundError:
+                previous = None
+        if previous is not None:
+            owner = OwnerRecord.from_bytes(previous)
+            if owner is None or owner.is_alive():
+                who = owner.describe() if owner is not None else "an unknown owner"
+                raise ConfigError(
+                    f"{option}: {self.root.url} is the temporary area of {who}; give each store its own "
+                    f"location (if that owner is gone for good, delete {self.root.fs.unstrip_protocol(marker)})"
+                )
+        with _failures(f"write {self.root.fs.unstrip_protocol(marker)}"):
+            self.root.fs.pipe_file(marker, OwnerRecord.of_this_process().to_bytes())
+        return previous is not None
+
+    def _collect_leftovers(self) -> None:
+        """Delete the blobs a crashed owner of the temporary area left."""
+        blobs = self._blobs_of(self.root)
+        for key in blobs:
+            _remove(self.root, key)
+        if blobs:
+            logger.info(
+                "%s: deleted %d blobs left by a previous store of this temporary area", self.root.url, len(blobs)
+            )
+
+    def _blobs_of(self, location: FsspecLocation) -> list[uuid.UUID]:
+        with _failures(f"list {location.url}"):
+            location.fs.invalidate_cache(location.root)
+            try:
+                found = location.fs.find(location.root, withdirs=False, detail=False)
+            finally:
+                location.fs.invalidate_cache(location.root)
+        prefix = location.root + "/"
+        keys = []
+        for entry in found:
+            parts = entry[len(prefix) :].split("/") if entry.startswith(prefix) else []
+            key = key_of_blob_name(*parts) if len(parts) == 2 else None
+            if key is not None and (location.kind != "local" or not os.path.islink(entry)):
+                keys.append(key)
+        return keys
+
+    def _release(self) -> None:
+        """Give up the claim on the temporary area (not when none was made)."""
+        if self._claim_fd is not None:
+            os.close(self._claim_fd)
+            self._claim_fd = None
+        if self._claimed and self.root.kind != "local":
+            marker = self.root.marker(TEMPORARY_MARKER)
+            with contextlib.suppress(Exception):
+                self.root.fs.rm_file(marker)
+        self._claimed = False
 
     def _remove_owned_dir(self) -> None:
         if self._owned_dir is not None:
@@ -376,11 +507,35 @@ def _get(location: FsspecLocation, key: uuid.UUID) -> memoryview:
     path = location.blob(key)
     if location.kind != "local":
         return copy_of(location.fs.cat_file(path))
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = _open_regular(path, key)
     try:
         return read_file(fd)
     finally:
         os.close(fd)
+
+
+def _open_regular(path: str, key: uuid.UUID) -> int:
+    """Open the local blob file `path` for reading, never through a symbolic link."""
+    try:
+        return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BlobNotFoundError(f"{path} is a symbolic link, which the fsspec backend never follows") from None
+        raise
+
+
+def _mark_persisted(location: FsspecLocation) -> None:
+    """Write the persisted-location marker unless it is there; a location this
+    process may not write to (one it only registers from) needs none."""
+    marker = location.marker(PERSISTED_MARKER)
+    if _exists(location, marker):
+        return
+    try:
+        with _failures(f"mark {location.url} as a persisted location"):
+            location.fs.pipe_file(marker, b"")
+    except RemoteStoreError as error:
+        if not isinstance(error.__cause__, PermissionError):
+            raise
 
 
 def _remove(location: FsspecLocation, key: uuid.UUID) -> None:
@@ -399,7 +554,7 @@ def _copy(source: FsspecLocation, target: FsspecLocation, key: uuid.UUID, *, dur
             if source.fs == target.fs and target.kind == "object":
                 target.fs.cp_file(src, dst)
             elif source.fs == target.fs and target.kind == "local":
-                with _temporary(target, dst) as (temporary, file), open(src, "rb") as reader:
+                with _temporary(target, dst) as (temporary, file), open(_open_regular(src, key), "rb") as reader:
                     shutil.copyfileobj(reader, file, CHUNK_SIZE)
                     _finish(target, file, durable=durable)
                 _move_into_place(target, temporary, dst)

@@ -18,6 +18,7 @@ from file_backed import forking, hookspecs
 from file_backed.blob import bound_to, signing_key_bytes
 from file_backed.errors import (
     BackgroundTaskError,
+    ConfigError,
     EncodeError,
     FileBackedError,
     StoreClosedError,
@@ -194,8 +195,11 @@ class BackingStore:
 
     def track_path(self, location: object) -> TrackedPath:
         """Prepare `location` (a path or URL the backend understands), clean up what
-        a crash left there, and return it with the keys persisted there."""
+        a crash left there, and return it with the keys persisted there. An empty
+        path or URL raises `ConfigError` (it is not the current directory)."""
         self._check_open()
+        if isinstance(location, str | os.PathLike) and not os.fspath(location):
+            raise ConfigError("track_path: the location is empty; give a directory path or URL")
         path = self.hook.prepare_path(location=location)
         keys = self.hook.sanitize_path(path=path)
         return TrackedPath(self, location, path, keys if keys is not None else ())

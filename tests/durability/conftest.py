@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from file_backed.ownership import MARKERS
+
 Mount = Callable[..., Path]
 
 
@@ -19,16 +21,13 @@ def blob_file(location: Path, key: uuid.UUID) -> Path:
     return location / key.hex[:2] / key.hex
 
 
-TEMPORARY_AREA_MARKER = ".file_backed-temporary"
-
-
 def stray_files(location: Path) -> list[Path]:
     """Every regular file under `location` (blobs and anything else) but the
-    marker by which a store claims its temporary area."""
+    markers by which stores claim their locations."""
     return sorted(
         path
         for path in location.rglob("*")
-        if path.is_file() and not path.is_symlink() and path.name != TEMPORARY_AREA_MARKER
+        if path.is_file() and not path.is_symlink() and path.name not in MARKERS
     )
 
 

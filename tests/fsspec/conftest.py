@@ -17,6 +17,7 @@ import fsspec
 import pytest
 
 import file_backed as fb
+from file_backed.ownership import MARKERS
 
 s3fs = pytest.importorskip("s3fs", reason="the fsspec S3 tests need s3fs (pip install 'file-backed-fsspec[s3]')")
 moto_server = pytest.importorskip("moto.server", reason="the fsspec S3 tests need moto[server]")
@@ -94,9 +95,12 @@ def s3_options(s3_server: S3Server) -> dict[str, Any]:
 
 
 def blob_keys(fs: Any, root: str) -> set[uuid.UUID]:
-    """The keys of the blobs under `root` (``<root>/<hex[:2]>/<hex>``), by listing it."""
+    """The keys of the blobs under `root` (``<root>/<hex[:2]>/<hex>``), by listing it
+    (the location's ownership markers aside)."""
     keys = set()
     for path in fs.find(root, withdirs=False, detail=False):
+        if path.rsplit("/", 1)[-1] in MARKERS:
+            continue
         shard, name = path[len(root) + 1 :].split("/")
         assert name.startswith(shard) and len(name) == 32, f"unexpected object {path}"
         keys.add(uuid.UUID(hex=name))

@@ -134,7 +134,7 @@ def test_sanitize_lists_blobs_removes_partial_writes_and_leaves_the_rest(
         tracked = store.track_path(f"s3://{root}")
     assert tracked.keys() == {key}
     remaining = set(s3.find(root, detail=False))
-    assert remaining == {blob_path(root, key), *foreign}
+    assert remaining == {blob_path(root, key), *foreign, f"{root}/.file_backed-persisted"}
 
 
 def test_per_protocol_storage_options(tmp_path: Any, bucket: str, s3_options: dict[str, Any], listing: Listing) -> None:
