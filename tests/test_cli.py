@@ -167,3 +167,62 @@ def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
     result = file_backed("chekc", cwd=tmp_path)
     assert result.returncode == 2
     assert "No such command" in result.stderr
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+
+SECRETS = ("0123456789abcdef-signing", "AKIAEXAMPLEKEYID", "example-secret-access-key")
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_check_never_prints_a_signing_key_or_storage_credentials(tmp_path: Path, debug: bool) -> None:
+    config = write_config(
+        tmp_path / "file_backed.toml",
+        f"""\
+        [file_backed]
+        backend = "fsspec"
+        [file_backed.options]
+        url = "memory://check-secrets"
+        signing_key = "{SECRETS[0]}"
+        storage_options = {{ key = "{SECRETS[1]}", secret = "{SECRETS[2]}", skip_instance_cache = true }}
+        """,
+    )
+    result = file_backed(*(["--debug"] if debug else []), "check", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "options.signing_key" in result.stdout and "<redacted>" in result.stdout
+    assert "skip_instance_cache" in result.stdout
+    for secret in SECRETS:
+        assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_a_rejected_secret_is_not_printed_in_the_error(tmp_path: Path, debug: bool) -> None:
+    config = write_config(
+        tmp_path / "file_backed.toml",
+        '[file_backed]\nbackend = "fsspec"\n[file_backed.options]\nsigning_key = 1234567890123456789\n',
+    )
+    result = file_backed(*(["--debug"] if debug else []), "check", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "$.options.signing_key" in result.stderr
+    assert "1234567890123456789" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("path = 5", "$.options.path: backend 'fs_hardlink' expects text or a path here, got int 5"),
+        ('fsync = "yes"', "$.options.fsync: backend 'fs_hardlink' expects true or false here, got str 'yes'"),
+        ('path = ""', "fs_hardlink option path: empty"),
+    ],
+    ids=["path is a number", "fsync is text", "path is empty"],
+)
+def test_a_backend_option_of_the_wrong_type_or_empty_is_named_by_its_key(
+    tmp_path: Path, option: str, expected: str
+) -> None:
+    config = write_config(
+        tmp_path / "file_backed.toml", f'[file_backed]\nbackend = "fs_hardlink"\n[file_backed.options]\n{option}\n'
+    )
+    result = file_backed("check", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert expected in result.stderr and str(config) in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file_backed.toml"]

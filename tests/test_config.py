@@ -321,3 +321,8 @@ def test_configuration_reference_example_is_valid(tmp_path: Path) -> None:
     assert example is not None
     config = fb.load_config(write(tmp_path / "file_backed.toml", example.group(1)))
     assert config.max_bytes == 2 * 2**30
+
+
+def test_the_repr_of_a_configuration_hides_secrets() -> None:
+    config = fb.load_config({"backend": "fs_hardlink", "options": {"signing_key": "0123456789abcdef-hidden"}})
+    assert "0123456789abcdef-hidden" not in repr(config) and "<redacted>" in repr(config)

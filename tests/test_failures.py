@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import shutil
 import threading
 from typing import Any
 
@@ -91,3 +92,19 @@ def test_on_error_sees_each_background_failure_as_it_happens(backend: RecordingB
         backend.fail_stores = None
         del handles
     assert len(seen) >= 2 and all(isinstance(error, fb.StoreWriteError) for error in seen)
+
+
+def test_a_temporary_area_removed_under_a_running_store_gives_typed_errors(tmp_path: Any) -> None:
+    with fb.open_store("fs_hardlink", path=tmp_path / "area") as store:
+        pool = fb.FBPool(store, max_items=1)
+        evicted = [pool.insert(bytes(100)) for _ in range(3)]
+        store.finished()
+        shutil.rmtree(tmp_path / "area")
+        later = [pool.insert(bytes(100)) for _ in range(3)]
+        with pytest.raises(fb.BackgroundTaskError) as failed:
+            store.finished()
+        assert all(isinstance(error, fb.StoreWriteError) for error in failed.value.exceptions)
+        assert "temporary area was removed" in str(failed.value.exceptions[0])
+        with pytest.raises(fb.BlobNotFoundError):
+            evicted[0].get()
+        assert later[-1].get() == bytes(100)

@@ -153,7 +153,12 @@ class FsHardlinkBackend:
     @hookimpl
     def store(self, key: uuid.UUID, data: Any) -> int:
         buffers, size = encode_blob(self.codec, data, key=key, signing_key=self._signing_key)
-        _write_atomically(self._temporary_blob(key), buffers, fsync=False)
+        try:
+            _write_atomically(self._temporary_blob(key), buffers, fsync=False)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                errno.ENOENT, "the temporary area was removed while its store was open", str(self.root)
+            ) from error
         return size
 
     @hookimpl

@@ -30,7 +30,9 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from file_backed.errors import ConfigError, PluginNotFoundError
 from file_backed.opening import _parameters
+from file_backed.option_types import declared_types, type_mismatch
 from file_backed.plugins import BACKENDS_GROUP, CODECS_GROUP, PLUGINS_GROUP, get_backend, get_codec, installed
+from file_backed.redaction import redacted
 from file_backed.sizes import format_size, parse_size
 
 if TYPE_CHECKING:
@@ -103,9 +105,9 @@ class FileBackedConfig:
     #: Names of middleware plugins to enable (entry point group ``file_backed.plugins``).
     plugins: tuple[str, ...] = ()
     #: Keyword options for the backend factory (the ``[file_backed.options]`` table).
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda value: repr(redacted(value)))
     #: Keyword options for the codec class (the ``[file_backed.codec_options]`` table).
-    codec_options: Mapping[str, Any] = attrs.field(factory=dict)
+    codec_options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda value: repr(redacted(value)))
     #: Where the configuration came from (a file and table, or "<mapping>"); not a key.
     source: str = attrs.field(default="<defaults>", eq=False)
 
@@ -273,6 +275,12 @@ def _check_options(what: str, load: Callable[[], Any], options: Mapping[str, Any
         f"It accepts: {', '.join(accepted) or 'no options'}."
         for name in sorted(set(options) - set(accepted))
     ]
+    hints = declared_types(target)
+    for name, value in options.items():
+        expected = type_mismatch(value, hints[name]) if name in hints else None
+        if expected is not None:
+            shown = redacted(value, name)
+            problems.append(f"{path}.{name}: {what} expects {expected} here, got {type(value).__name__} {shown!r}")
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):  # pragma: no cover - _parameters returned None already

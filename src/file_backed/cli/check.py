@@ -16,6 +16,7 @@ from file_backed.config import FileBackedConfig, format_size, load_config, open_
 from file_backed.errors import BlobNotFoundError
 from file_backed.metrics import HookMetrics, find_metrics
 from file_backed.opening import make_codec
+from file_backed.redaction import redacted
 
 __all__ = ["CheckReport", "check", "probe_value", "run_check"]
 
@@ -116,8 +117,8 @@ def _print(report: CheckReport) -> None:
         "max_bytes": format_size(config.max_bytes) if config.max_bytes is not None else "(no limit)",
         "workers": str(config.workers) if config.workers is not None else "(default)",
         "plugins": ", ".join(config.plugins) or "(none)",
-        **{f"options.{name}": repr(value) for name, value in config.options.items()},
-        **{f"codec_options.{name}": repr(value) for name, value in config.codec_options.items()},
+        **{f"options.{name}": repr(redacted(value, name)) for name, value in config.options.items()},
+        **{f"codec_options.{name}": repr(redacted(value, name)) for name, value in config.codec_options.items()},
     }
     for name, value in rows.items():
         settings.add_row(Text(name), Text(value))
