@@ -24,7 +24,7 @@ __all__ = ["bench"]
 SUITE = "file_backed_benchmarks"
 #: The suite's ``--only`` names, in running order (kept here so ``--help``
 #: works without importing numpy and the peers).
-WORKLOAD_NAMES = ("hit", "floor", "persist", "threads", "memory", "w4", "aload", "w2", "w1", "scale")
+WORKLOAD_NAMES = ("hit", "floor", "persist", "threads", "memory", "w4", "aload", "w3", "w2", "w1", "scale")
 
 
 def _checkout_suite() -> Path | None:
