@@ -27,10 +27,12 @@ from file_backed.errors import (
 )
 from file_backed.handle import Fb, ReadGuard, WriteGuard
 from file_backed.hookspecs import hookimpl, hookspec
+from file_backed.mapping import FBDict
 from file_backed.opening import open_store
 from file_backed.plugins import available_backends, available_codecs, available_plugins
 from file_backed.pool import FBPool, PoolStats
 from file_backed.save import asave, save
+from file_backed.saved import CollectionNotFoundError
 from file_backed.store import BackingStore, TrackedPath
 
 __all__ = [
@@ -38,9 +40,11 @@ __all__ = [
     "BackingStore",
     "BlobNotFoundError",
     "Codec",
+    "CollectionNotFoundError",
     "ConfigError",
     "CorruptBlobError",
     "EncodeError",
+    "FBDict",
     "FBPool",
     "Fb",
     "FileBackedConfig",
