@@ -24,10 +24,12 @@ from file_backed.errors import (
     StoreClosedError,
     StoreForkedError,
     StoreWriteError,
+    UnhashableArgumentError,
 )
 from file_backed.handle import Fb, ReadGuard, WriteGuard
 from file_backed.hookspecs import hookimpl, hookspec
 from file_backed.mapping import FBDict
+from file_backed.memoize import MemoInfo, Memoized, memoize
 from file_backed.opening import open_store
 from file_backed.plugins import available_backends, available_codecs, available_plugins
 from file_backed.pool import FBPool, PoolStats
@@ -50,6 +52,8 @@ __all__ = [
     "FileBackedConfig",
     "FileBackedError",
     "GuardConflictError",
+    "MemoInfo",
+    "Memoized",
     "PluginNotFoundError",
     "PoolStats",
     "ReadGuard",
@@ -57,6 +61,7 @@ __all__ = [
     "StoreForkedError",
     "StoreWriteError",
     "TrackedPath",
+    "UnhashableArgumentError",
     "WriteGuard",
     "asave",
     "available_backends",
@@ -65,6 +70,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "load_config",
+    "memoize",
     "open_pool",
     "open_store",
     "save",
