@@ -18,7 +18,7 @@ from typing import Any
 from file_backed.errors import CorruptBlobError, EncodeError
 from file_backed.store import BackingStore, TrackedPath
 
-__all__ = ["read_document", "write_document"]
+__all__ = ["as_document", "read_document", "write_document"]
 
 
 def _forms(document: Mapping[str, Any]) -> Iterator[object]:
@@ -62,10 +62,12 @@ def read_document(store: BackingStore, tracked: TrackedPath, key: uuid.UUID) -> 
 
         raise BlobNotFoundError(f"no blob for key {key} at {tracked.location}")
     value = store.load_blob(token)
-    return _as_document(value, key)
+    return as_document(value, key)
 
 
-def _as_document(value: object, key: uuid.UUID) -> dict[str, Any]:
+def as_document(value: object, key: uuid.UUID) -> dict[str, Any]:
+    """The document that a decoded blob `value` holds, in any of the forms
+    `write_document` stores; `CorruptBlobError` when it holds none."""
     if not isinstance(value, Mapping):
         try:
             raw = bytes(value.tobytes() if hasattr(value, "tobytes") else memoryview(value))  # type: ignore[arg-type]

@@ -45,12 +45,19 @@ from file_backed.derived_keys import (
     name_id,
     parse_collection_key,
 )
-from file_backed.documents import read_document, write_document
+from file_backed.documents import as_document, read_document, write_document
 from file_backed.errors import BlobNotFoundError, CorruptBlobError, FileBackedError
 from file_backed.handle import Fb
 from file_backed.store import BackingStore, TrackedPath
 
-__all__ = ["CollectionNotFoundError", "Manifest", "read_manifest", "save_collection", "saved_collections"]
+__all__ = [
+    "CollectionNotFoundError",
+    "Manifest",
+    "manifest_of",
+    "read_manifest",
+    "save_collection",
+    "saved_collections",
+]
 
 _MANIFEST_FORMAT = "file_backed.collection/1"
 _PENDING_FORMAT = "file_backed.pending/1"
@@ -115,6 +122,23 @@ def _parse(key: uuid.UUID, document: dict[str, Any]) -> Manifest | _Record:
         raise CorruptBlobError(f"blob {key} is not a collection document: {error}") from error
 
 
+def manifest_of(key: uuid.UUID, value: object) -> Manifest | None:
+    """The manifest that the decoded blob `value` of `key` is, or None when it is
+    not one (another blob, a pending record, a document its key does not match)."""
+    if parse_collection_key(key) is None:
+        return None
+    try:
+        parsed = _parse(key, as_document(value, key))
+    except CorruptBlobError:
+        return None
+    return parsed if isinstance(parsed, Manifest) and _matches(key, parsed) else None
+
+
+def _matches(key: uuid.UUID, parsed: Manifest | _Record) -> bool:
+    described = parse_collection_key(key)
+    return described is not None and described[2] == parsed.generation and name_id(parsed.name) == described[1]
+
+
 def _read(store: BackingStore, tracked: TrackedPath, key: uuid.UUID) -> Manifest | _Record | None:
     """The document under `key`, or None when it is gone or does not decode
     (an incomplete or damaged generation: never the one a reader takes)."""
@@ -122,10 +146,7 @@ def _read(store: BackingStore, tracked: TrackedPath, key: uuid.UUID) -> Manifest
         parsed = _parse(key, read_document(store, tracked, key))
     except (BlobNotFoundError, CorruptBlobError):
         return None
-    described = parse_collection_key(key)
-    if described is None or described[2] != parsed.generation or name_id(parsed.name) != described[1]:
-        return None  # not the document its key promises
-    return parsed
+    return parsed if _matches(key, parsed) else None  # else not the document its key promises
 
 
 def _keys_of(tracked: TrackedPath, name: str | None = None) -> list[tuple[int, int, uuid.UUID]]:
