@@ -91,7 +91,7 @@ def test_sigkill_during_saves_leaves_one_whole_save(tmp_path: Path) -> None:
     assert number == confirmed
     with fb.open_store("fs_hardlink", path=temp, codec="bytes") as store:
         tracked = store.track_path(location)
-        manifests = [key for key in tracked.keys() if kind_of(key) == KIND_MANIFEST]
+        manifests = [key for key in tracked if kind_of(key) == KIND_MANIFEST]
         d = fb.FBDict.open(fb.FBPool(store, max_items=4), tracked, name="run")
         values = {d.handle(name).key for name in d}
         assert len(manifests) == 1
