@@ -87,33 +87,44 @@ class Memoized(Protocol[P, R]):
 # -- the key of a call -------------------------------------------------------------------------
 
 
-class _StablePickler(pickle.Pickler):
-    """Pickles sets and frozensets in a canonical order, so that equal sets hash
-    alike in every process (their iteration order depends on string hashing,
-    which is randomised per process)."""
+class _SortedSet(tuple[Any, ...]):
+    """A set or frozenset in canonical order, as it is hashed: the iteration order
+    of a set of strings depends on string hashing, which is randomised per process."""
 
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) in (set, frozenset):
-            return type(obj), (sorted(obj, key=_element_bytes),)
-        return NotImplemented
+    __slots__ = ()
 
 
-def _element_bytes(obj: object) -> bytes:
-    stream = io.BytesIO()
-    _StablePickler(stream, protocol=5).dump(obj)
-    return stream.getvalue()
+def _canonical(obj: Any) -> Any:
+    """`obj` with every set and frozenset inside tuples, lists and dicts (the
+    containers arguments arrive in) replaced by a `_SortedSet` of its elements
+    ordered by their pickled bytes."""
+    kind = type(obj)
+    if kind is set or kind is frozenset:
+        elements = [_canonical(element) for element in obj]
+        return _SortedSet((kind.__name__, *sorted(elements, key=_pickled)))
+    if kind is tuple or kind is list:
+        return kind(_canonical(element) for element in obj)
+    if kind is dict:
+        return {key: _canonical(value) for key, value in obj.items()}
+    return obj
+
+
+def _pickled(obj: object) -> bytes:
+    return pickle.dumps(obj, protocol=5)
 
 
 def call_digest(function_id: str, version: str, arguments: object) -> bytes:
     """A stable 32-byte BLAKE2b digest of a call: the function's identity, its
-    version and the pickled `arguments`. Large buffers (numpy arrays, pickle
+    version and the pickled `arguments` (sets and frozenset among tuples, lists
+    and dicts in a canonical order, so they hash alike in every process; sets
+    held by other objects are pickled as they iterate). Large buffers (numpy arrays, pickle
     protocol-5 buffers) are hashed in place, without a copy.
 
     Raises `UnhashableArgumentError` when `arguments` cannot be pickled."""
     stream = io.BytesIO()
     buffers: list[pickle.PickleBuffer] = []
     try:
-        _StablePickler(stream, protocol=5, buffer_callback=buffers.append).dump(arguments)
+        pickle.Pickler(stream, protocol=5, buffer_callback=buffers.append).dump(_canonical(arguments))
     except Exception as error:
         raise UnhashableArgumentError(
             f"{function_id} is memoized, but its arguments cannot be pickled, so they have no stable hash: "
@@ -336,8 +347,11 @@ def memoize(
                     if not owner:
                         try:
                             return await asyncio.shield(asyncio.wrap_future(future))
-                        except concurrent.futures.CancelledError:
-                            continue  # the running call was cancelled: run it here
+                        except (asyncio.CancelledError, concurrent.futures.CancelledError):
+                            task = asyncio.current_task()
+                            if future.cancelled() and not (task is not None and task.cancelling()):
+                                continue  # the running call was cancelled, not this one: run it here
+                            raise
                     try:
                         found, value = await store.call(cache.restore, digest)
                         if not found:
