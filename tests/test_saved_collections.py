@@ -217,3 +217,19 @@ def test_ls_lists_the_collections_saved_at_a_location(tmp_path: Path) -> None:
     assert "collection\tother\t1 values\tgeneration 1" in lines
     assert "collection\trun-7\t3 values\tgeneration 2" in lines
     assert sum("(manifest of 'run-7')" in line for line in lines) == 1
+
+
+def test_a_value_gone_from_the_location_raises_instead_of_passing_for_a_missing_key(
+    pool: fb.FBPool[Any], tracked: fb.TrackedPath
+) -> None:
+    filled(pool, a=[1], b=[2]).save(tracked, name="run")
+    opened = fb.FBDict.open(pool, tracked, name="run")
+    fb.FBDict.open(pool, tracked, name="run")  # a second reader
+    replacement = filled(pool, b=[20])
+    replacement.save(tracked, name="run")  # drops the blob of "a" from the location
+    assert "a" in opened
+    with pytest.raises(fb.BlobNotFoundError, match="'a'"):
+        opened.get("a")
+    with pytest.raises(fb.BlobNotFoundError):
+        opened.pop("a", None)
+    assert opened.get("missing", 5) == 5

@@ -112,6 +112,42 @@ class FBDict(MutableMapping[K, V], Generic[K, V]):
         with self._lock:
             return len(self._entries)
 
+    # `Mapping.get`, `pop` and `setdefault` treat any KeyError from ``d[k]`` as a
+    # missing key; a value that cannot be loaded (`BlobNotFoundError` is a
+    # KeyError) must raise instead of passing for one.
+
+    def get(self, key: K, default: Any = None) -> Any:
+        """``d[key]`` if `key` is in the mapping, else `default`."""
+        with self._lock:
+            if key not in self._entries:
+                return default
+        return self[key]
+
+    def pop(self, key: K, *default: Any) -> Any:
+        """Remove `key` and return its value (loaded); `default` if given and
+        `key` is missing, else `KeyError`."""
+        if len(default) > 1:
+            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
+        with self._lock:
+            present = key in self._entries
+        if not present:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        value = self[key]
+        with self._lock:
+            self._entries.pop(key, None)
+        return value
+
+    def setdefault(self, key: K, default: Any = None) -> Any:
+        """``d[key]`` if `key` is in the mapping, else set it to `default` and return that."""
+        with self._lock:
+            present = key in self._entries
+        if present:
+            return self[key]
+        self[key] = default
+        return default
+
     def clear(self) -> None:
         """Drop every entry at once."""
         with self._lock:
