@@ -24,13 +24,17 @@ from file_backed.errors import (
     StoreClosedError,
     StoreForkedError,
     StoreWriteError,
+    UnhashableArgumentError,
 )
 from file_backed.handle import Fb, ReadGuard, WriteGuard
 from file_backed.hookspecs import hookimpl, hookspec
+from file_backed.mapping import FBDict
+from file_backed.memoize import MemoInfo, Memoized, memoize
 from file_backed.opening import open_store
 from file_backed.plugins import available_backends, available_codecs, available_plugins
 from file_backed.pool import FBPool, PoolStats
 from file_backed.save import asave, save
+from file_backed.saved import CollectionNotFoundError
 from file_backed.store import BackingStore, TrackedPath
 
 __all__ = [
@@ -38,14 +42,18 @@ __all__ = [
     "BackingStore",
     "BlobNotFoundError",
     "Codec",
+    "CollectionNotFoundError",
     "ConfigError",
     "CorruptBlobError",
     "EncodeError",
+    "FBDict",
     "FBPool",
     "Fb",
     "FileBackedConfig",
     "FileBackedError",
     "GuardConflictError",
+    "MemoInfo",
+    "Memoized",
     "PluginNotFoundError",
     "PoolStats",
     "ReadGuard",
@@ -53,6 +61,7 @@ __all__ = [
     "StoreForkedError",
     "StoreWriteError",
     "TrackedPath",
+    "UnhashableArgumentError",
     "WriteGuard",
     "asave",
     "available_backends",
@@ -61,6 +70,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "load_config",
+    "memoize",
     "open_pool",
     "open_store",
     "save",

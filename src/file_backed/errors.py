@@ -17,6 +17,7 @@ __all__ = [
     "StoreClosedError",
     "StoreForkedError",
     "StoreWriteError",
+    "UnhashableArgumentError",
 ]
 
 
@@ -114,3 +115,11 @@ class BackgroundTaskError(ExceptionGroup, FileBackedError):
 
     def derive(self, excs: Sequence[Exception]) -> BackgroundTaskError:  # type: ignore[override]
         return BackgroundTaskError(self.message, excs)
+
+
+class UnhashableArgumentError(FileBackedError, TypeError):
+    """A memoized function (`file_backed.memoize`) was called with arguments
+    that have no stable hash: they cannot be pickled (a lock, an open file, a
+    lambda, an `Fb` handle). The function was not called. The pickling error is
+    the ``__cause__``; pass such objects through a closure or a global instead,
+    or call the undecorated function (``f.__wrapped__``)."""

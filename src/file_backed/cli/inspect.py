@@ -19,9 +19,11 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from file_backed.blob import MAX_HEADER_SIZE, read_header, signing_key_bytes, verify_payload
-from file_backed.errors import ConfigError, CorruptBlobError
+from file_backed.blob import MAX_HEADER_SIZE, decode_blob, read_header, signing_key_bytes, verify_payload
+from file_backed.derived_keys import KIND_MANIFEST, kind_of
+from file_backed.errors import ConfigError, CorruptBlobError, FileBackedError
 from file_backed.layout import key_of_blob_name
+from file_backed.saved import Manifest, manifest_of
 
 __all__ = ["ls", "verify"]
 
@@ -84,25 +86,53 @@ def check_blob(blob: BlobFile, signing_key: bytes | None) -> str | None:
     return None
 
 
+def read_manifest_file(blob: BlobFile, codec_name: str) -> Manifest | None:
+    """The saved-collection manifest in `blob`, or None when it is none or cannot
+    be decoded (a damaged or partial generation, a codec not installed)."""
+    if kind_of(blob.key) != KIND_MANIFEST:
+        return None
+    from file_backed.plugins import get_codec
+
+    try:
+        codec = get_codec(codec_name)()
+        value = decode_blob(codec, _read(blob.path), source=blob.path, key=blob.key)
+    except (FileBackedError, OSError, TypeError, ValueError):
+        return None
+    return manifest_of(blob.key, value)
+
+
 @click.command()
 @click.argument("location", type=_LOCATION)
 def ls(location: Path) -> None:
-    """List the blobs persisted at LOCATION: key, size in bytes, codec.
+    """List the blobs persisted at LOCATION: key, size in bytes, codec; then the
+    collections saved there (``FBDict.save``): name, values, generation.
 
     The codec column reads "(unreadable header)" for a blob whose header is
     damaged; a summary line goes to standard error.
     """
     count = total = 0
+    collections: dict[str, Manifest] = {}
     for blob in blob_files(location):
         try:
             header = read_header(_read(blob.path)[:MAX_HEADER_SIZE], source=str(blob.path))
             codec = header.codec + (" (signed)" if header.signed else "")
+            manifest = read_manifest_file(blob, header.codec)
         except (CorruptBlobError, OSError):
             codec = "(unreadable header)"
+            manifest = None
+        if manifest is not None:
+            codec += f" (manifest of {manifest.name!r})"
+            newest = collections.get(manifest.name)
+            if newest is None or newest.generation < manifest.generation:
+                collections[manifest.name] = manifest
         click.echo(f"{blob.key}\t{blob.size}\t{codec}")
         count += 1
         total += blob.size
-    click.echo(f"{count} blobs, {total} bytes in {location}", err=True)
+    for name in sorted(collections):
+        manifest = collections[name]
+        click.echo(f"collection\t{name}\t{len(manifest)} values\tgeneration {manifest.generation}")
+    saved = f"; {len(collections)} saved collections" if collections else ""
+    click.echo(f"{count} blobs, {total} bytes in {location}{saved}", err=True)
 
 
 @click.command()
