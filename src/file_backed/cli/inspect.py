@@ -17,9 +17,9 @@ from pathlib import Path
 import attrs
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from file_backed.blob import MAX_HEADER_SIZE, read_header, signing_key_bytes, verify_payload
+from file_backed.cli.progress import progress_bar
 from file_backed.errors import ConfigError, CorruptBlobError
 from file_backed.layout import key_of_blob_name
 
@@ -127,9 +127,8 @@ def verify(location: Path, signing_key: str | None) -> None:
     blobs = list(blob_files(location.absolute()))
     corrupt = 0
     console = Console(stderr=True)
-    columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("verify", total=len(blobs))
+    with progress_bar(console, description_width=9, transient=True) as progress:
+        task = progress.add_task("verifying", total=len(blobs))
         for blob in blobs:
             problem = check_blob(blob, key)
             if problem is not None:
