@@ -15,7 +15,6 @@ import pytest
 from rich.console import Console
 
 from file_backed.cli.progress import progress_bar
-
 from tests.test_cli import file_backed
 
 
@@ -27,7 +26,7 @@ def test_version_option_prints_the_distribution_version(tmp_path: Path) -> None:
 
 def test_python_m_file_backed_runs_the_command_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "file_backed", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "file_backed", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: file-backed ")
@@ -74,6 +73,7 @@ def test_demo_fits_80_columns_and_its_finished_bars_show_the_time_taken(tmp_path
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
