@@ -34,8 +34,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Install the library and run `file-backed demo` (arguments after -- go to it)."""
-    session.install(*_distributions())
+    """Install what the demo needs (the core and the default backend, fs_hardlink) and run
+    `file-backed demo` (arguments after -- go to it)."""
+    session.install("-e", ".", "-e", "plugins/fs_hardlink")
     session.run("file-backed", "demo", *session.posargs)
 
 

@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from file_backed.cli.progress import progress_bar
+
 from . import budget, disk_floor, hit_path, memory, persist, pool_workloads, scale, threads
 from .common import REPEATS, Context, MiB, Mode, Row, Section, Workload, available_memory, spread
 
@@ -138,14 +140,20 @@ def run_suite(
         caches="",
     )
     started = time.perf_counter()
+    bar = progress_bar(console or Console(quiet=True), description_width=10)
     try:
-        for workload in selected:
-            if console is not None:
-                console.print(Text(f"running {workload.name}: {workload.title}", style="dim"))
-            section_started = time.perf_counter()
-            section = workload.run(ctx)
-            section.seconds = time.perf_counter() - section_started
-            report.sections.append(section)
+        with bar:
+            task = bar.add_task("workloads", total=len(selected))
+            for workload in selected:
+                if console is not None:
+                    console.print(Text(f"running {workload.name}: {workload.title}", style="dim"))
+                bar.update(task, description=workload.name)
+                section_started = time.perf_counter()
+                section = workload.run(ctx)
+                section.seconds = time.perf_counter() - section_started
+                report.sections.append(section)
+                bar.advance(task)
+            bar.update(task, description="done")
         report.profiles = ctx.profile_summaries()
     finally:
         ctx.close()

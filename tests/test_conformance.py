@@ -116,3 +116,30 @@ def test_fb_backend_option_runs_the_suite_against_a_named_backend(tmp_path: Path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed" in result.stdout and "failed" not in result.stdout
+
+
+def _pytest(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments],
+        cwd=cwd,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_fb_backend_of_an_unknown_name_is_one_usage_error_listing_the_installed_backends(tmp_path: Path) -> None:
+    result = _pytest("--fb-backend", "memroy", cwd=tmp_path)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout + result.stderr
+    assert "--fb-backend memroy: backend 'memroy' was not recognized" in output
+    assert "fs_hardlink" in output and "Did you mean 'memory'?" in output
+    assert output.count("was not recognized") == 1 and "TestNamedBackend" not in output
+
+
+def test_fb_backend_runs_only_the_suite_beside_other_tests_in_the_directory(tmp_path: Path) -> None:
+    (tmp_path / "test_unrelated.py").write_text("def test_unrelated():\n    raise AssertionError('collected')\n")
+    result = _pytest("--fb-backend", "memory", "-x", "-k", "round_trip", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "collected" not in result.stdout

@@ -36,4 +36,4 @@ def test_demo_moves_more_than_the_budget_and_restores_what_it_persisted(fsync: s
     assert done.returncode == 0, done.stderr
     assert "60 x 16 KiB" in done.stdout and "6 items" in done.stdout
     assert "6, 6 registered in a new store and checked" in done.stdout
-    assert "0 failed" in done.stdout
+    assert "failed" not in done.stdout

@@ -261,12 +261,17 @@ def _check_name(kind: str, group: str, name: str, path: str) -> list[str]:
     return [f"{path}: {kind} {name!r} is not installed.{closest} Installed {kind}s: {', '.join(names) or '(none)'}."]
 
 
-def _check_options(what: str, load: Callable[[], Any], options: Mapping[str, Any], path: str) -> list[str]:
-    """Problems of `options` against the keyword parameters of the callable `load()` returns."""
+def _check_loads(kind: str, load: Callable[[], Any], path: str) -> tuple[list[str], Any]:
+    """The loaded plugin, or the problem (a missing optional dependency with its
+    install command, a broken entry point) under `path`."""
     try:
-        target = load()
+        return [], load()
     except PluginNotFoundError as error:
-        return [f"{path}: {error}"]
+        return [f"{path}: {error}"], None
+
+
+def _check_options(what: str, target: Any, options: Mapping[str, Any], path: str) -> list[str]:
+    """Problems of `options` against the keyword parameters of the callable `target`."""
     accepted = _parameters(target)
     if accepted is None:
         return []
@@ -298,15 +303,17 @@ def _check_options(what: str, load: Callable[[], Any], options: Mapping[str, Any
 def _check_installed(config: FileBackedConfig) -> list[str]:
     problems = _check_name("backend", BACKENDS_GROUP, config.backend, "$.backend")
     if not problems:
-        problems += _check_options(
-            f"backend {config.backend!r}", lambda: get_backend(config.backend), config.options, "$.options"
+        load_problems, factory = _check_loads("backend", lambda: get_backend(config.backend), "$.backend")
+        problems += load_problems or _check_options(
+            f"backend {config.backend!r}", factory, config.options, "$.options"
         )
     codec_problems = _check_name("codec", CODECS_GROUP, config.codec, "$.codec")
-    problems += codec_problems
     if not codec_problems:
-        problems += _check_options(
-            f"codec {config.codec!r}", lambda: get_codec(config.codec), config.codec_options, "$.codec_options"
+        codec_problems, codec = _check_loads("codec", lambda: get_codec(config.codec), "$.codec")
+        codec_problems = codec_problems or _check_options(
+            f"codec {config.codec!r}", codec, config.codec_options, "$.codec_options"
         )
+    problems += codec_problems
     seen: set[str] = set()
     for index, name in enumerate(config.plugins):
         if name in seen:

@@ -14,6 +14,7 @@ __all__ = [
     "FileBackedError",
     "GuardConflictError",
     "PluginNotFoundError",
+    "PluginNotInstalledError",
     "StoreClosedError",
     "StoreForkedError",
     "StoreWriteError",
@@ -43,6 +44,9 @@ class PluginNotFoundError(FileBackedError, LookupError):
         The name that was asked for.
     installed:
         The names that are installed, sorted.
+    detail:
+        Why an installed plugin of that name cannot be used (its entry point
+        failed to load or breaks its contract); empty when no plugin has the name.
     """
 
     def __init__(self, kind: str, name: str, installed: Sequence[str], detail: str = "") -> None:
@@ -51,14 +55,37 @@ class PluginNotFoundError(FileBackedError, LookupError):
         self.kind = kind
         self.name = name
         self.installed = sorted(installed)
-        closest = difflib.get_close_matches(name, self.installed, n=1)
-        message = f"{kind} {name!r} was not recognized."
+        self.detail = detail
+        closest = difflib.get_close_matches(name, self.installed, n=1) if isinstance(name, str) else []
         if detail:
-            message += f" {detail}"
-        message += f" Choose one of: {', '.join(self.installed) or '(none installed)'}."
-        if closest:
-            message += f" Did you mean {closest[0]!r}?"
+            message = f"{kind} {name!r} cannot be used: {detail}"
+            message += f" Other installed {kind}s: {', '.join(self.installed) or '(none)'}."
+        else:
+            message = f"{kind} {name!r} was not recognized."
+            message += f" Choose one of: {', '.join(self.installed) or '(none installed)'}."
+            if closest:
+                message += f" Did you mean {closest[0]!r}?"
         super().__init__(message)
+
+
+class PluginNotInstalledError(PluginNotFoundError):
+    """The plugin is declared by an installed distribution, but a module it needs
+    is an optional dependency that is not installed (the ``numpy`` codec without
+    numpy).
+
+    Attributes (besides `PluginNotFoundError`'s)
+    --------------------------------------------
+    module:
+        The missing module.
+    hint:
+        The command that installs it: ``pip install 'file-backed[numpy]'``.
+    """
+
+    def __init__(self, kind: str, name: str, installed: Sequence[str], *, module: str, hint: str) -> None:
+        super().__init__(kind, name, installed)
+        self.module = module
+        self.hint = hint
+        self.args = (f"{kind} {name!r} is not installed — {hint} (it needs the module {module!r}).",)
 
 
 class BlobNotFoundError(FileBackedError, KeyError):

@@ -120,7 +120,8 @@ def persist(dest_path: Any, key: uuid.UUID) -> None:
     A hard link where the medium allows one, a copy otherwise; the blob is never
     mutated after creation, so both are equivalent. Must be atomic like `store`.
     The store calls it at most once per key and location while the location
-    is tracked. Stops at first non-None result.
+    is tracked. Returns None. Raises `file_backed.BlobNotFoundError` when the
+    temporary area holds no blob for `key`. Stops at first non-None result.
     """
 
 

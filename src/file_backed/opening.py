@@ -19,6 +19,11 @@ def make_codec(codec: str | Codec, options: dict[str, Any] | None = None) -> Cod
     with `options`. Raises `PluginNotFoundError` or `ConfigError`."""
     if isinstance(codec, Codec):
         return codec
+    if not isinstance(codec, str):
+        raise TypeError(
+            f"codec is the name of an installed codec or a file_backed.Codec instance, not {type(codec).__name__} "
+            f"{codec!r}: a codec class derives from file_backed.Codec (see docs/writing-a-codec.md)"
+        )
     cls = get_codec(codec)
     try:
         return cls(**(options or {}))

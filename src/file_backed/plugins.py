@@ -1,7 +1,9 @@
 """Discovery of backends, codecs and middleware through entry points.
 
 Entry points are read on first use, never at import time, and cached; a broken
-entry point is logged and skipped so it cannot break the others. `refresh`
+entry point is logged and skipped so it cannot break the others; one whose
+optional dependency is missing is *not installed* (`PluginNotInstalledError`,
+with the ``pip install`` command), not broken. `refresh`
 forgets the cache (after installing or removing a distribution at run time).
 """
 
@@ -16,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from file_backed.codecs.base import Codec
-from file_backed.errors import ConfigError, PluginNotFoundError
+from file_backed.errors import ConfigError, PluginNotFoundError, PluginNotInstalledError
+from file_backed.extras import install_hint
 
 if TYPE_CHECKING:
     import importlib.metadata
@@ -33,6 +36,7 @@ __all__ = [
     "get_codec",
     "get_plugin",
     "installed",
+    "load_entry_point",
     "refresh",
 ]
 
@@ -86,20 +90,69 @@ def installed(group: str) -> Mapping[str, PluginInfo]:
     return types.MappingProxyType(found)
 
 
+#: What the object of each group's entry points must be, for the error that says otherwise.
+_CONTRACT = {
+    BACKENDS_GROUP: "a backend entry point names a callable factory(*, codec, **options) returning the backend "
+    "plugin object (see docs/writing-a-backend.md)",
+    CODECS_GROUP: "a codec entry point names a class deriving from file_backed.Codec that defines encode(obj) -> "
+    "Sequence[Buffer] and decode(data: memoryview) -> object (see docs/writing-a-codec.md)",
+}
+
+
+def _contract_problem(group: str, target: Any) -> str | None:
+    """Why `target` cannot be the object of an entry point of `group`, or None."""
+    if group == CODECS_GROUP and not (isinstance(target, type) and issubclass(target, Codec)):
+        what = f"the class {target.__qualname__}" if isinstance(target, type) else f"{type(target).__name__} {target!r}"
+        return f"gives {what}, which does not subclass file_backed.Codec"
+    if group == BACKENDS_GROUP and not callable(target):
+        return f"gives {type(target).__name__} {target!r}, which is not callable"
+    return None
+
+
+def load_entry_point(info: PluginInfo, others: list[str] | None = None) -> Any:
+    """Load `info`'s entry point and check the object against its group's contract.
+
+    Raises `PluginNotInstalledError` when a module the plugin needs is an
+    optional dependency of its distribution that is missing (with the ``pip
+    install`` command that adds it), and `PluginNotFoundError` naming the entry
+    point when it fails to load otherwise or gives an object that breaks the
+    contract (a codec class that does not subclass `Codec`). `others` are the
+    installed names the error lists (default: every other name of the group).
+    """
+    kind = _KIND[info.group]
+    if others is None:
+        others = [other for other in installed(info.group) if other != info.name]
+    try:
+        target = info.entry_point.load()
+    except ModuleNotFoundError as error:
+        hint = install_hint(info.distribution, error.name)
+        if hint is None or error.name is None:
+            raise _broken(info, others, f"failed to load: {type(error).__name__}: {error}.") from error
+        raise PluginNotInstalledError(kind, info.name, others, module=error.name, hint=hint) from error
+    except Exception as error:
+        raise _broken(info, others, f"failed to load: {type(error).__name__}: {error}.") from error
+    problem = _contract_problem(info.group, target)
+    if problem is not None:
+        raise _broken(info, others, f"{problem}. The contract: {_CONTRACT[info.group]}.")
+    return target
+
+
+def _broken(info: PluginInfo, others: list[str], why: str) -> PluginNotFoundError:
+    origin = f"by {info.distribution}" if info.distribution else "by an unknown distribution"
+    return PluginNotFoundError(
+        _KIND[info.group],
+        info.name,
+        others,
+        detail=f"its entry point {info.name} = {info.value} (in group {info.group}, installed {origin}) {why}",
+    )
+
+
 @functools.cache
 def _load(group: str, name: str) -> Any:
     info = installed(group).get(name)
     if info is None:
         raise PluginNotFoundError(_KIND[group], name, list(installed(group)))
-    try:
-        return info.entry_point.load()
-    except Exception as error:
-        raise PluginNotFoundError(
-            _KIND[group],
-            name,
-            [other for other in installed(group) if other != name],
-            detail=f"It is installed (by {info.distribution}) but failed to load: {type(error).__name__}: {error}.",
-        ) from error
+    return load_entry_point(info)
 
 
 def _available(group: str) -> Mapping[str, Any]:
@@ -107,8 +160,10 @@ def _available(group: str) -> Mapping[str, Any]:
     for name in installed(group):
         try:
             loaded[name] = _load(group, name)
+        except PluginNotInstalledError as error:
+            logger.debug("skipping %s: %s", name, error)
         except PluginNotFoundError as error:
-            logger.warning("skipping %s: %s", name, error.__cause__ or error)
+            logger.warning("skipping %s: %s", name, error)
     return types.MappingProxyType(loaded)
 
 

@@ -58,6 +58,9 @@ class PoolStats:
         into, or the blob sizes the store recorded).
     buffers_reused: loads that read into the buffer of a dropped value instead
         of fresh memory.
+
+    ``print(pool.stats)`` shows them as a table with the hit rate and sizes in
+    KiB/MiB/GiB; ``repr`` shows the raw counters.
     """
 
     hits: int = 0
@@ -71,6 +74,13 @@ class PoolStats:
     bytes_stored: int = 0
     bytes_loaded: int = 0
     buffers_reused: int = 0
+
+    def __str__(self) -> str:
+        """A table for people: hit rate, items and bytes in memory, stores and
+        loads with their sizes in KiB/MiB/GiB (`file_backed.stats_table`)."""
+        from file_backed.stats_table import format_stats
+
+        return format_stats(self)
 
 
 class FBPool(Generic[T]):

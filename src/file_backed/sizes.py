@@ -50,10 +50,26 @@ def parse_size(value: object) -> int:
     return size
 
 
-def format_size(size: int) -> str:
-    """`size` bytes as text that `parse_size` reads back exactly: the largest
-    binary unit that divides it (``format_size(2**31) == "2 GiB"``)."""
-    for power, unit in reversed(list(enumerate(("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")))):
+def format_size(size: int, *, exact: bool = True) -> str:
+    """`size` bytes as text with a binary unit.
+
+    With `exact` (the default) the text reads back exactly with `parse_size`:
+    the largest unit that divides `size` (``format_size(2**31) == "2 GiB"``,
+    ``format_size(1536) == "1536 B"``). Otherwise, for people: the largest unit
+    not above `size`, whole or with three significant digits
+    (``format_size(1536, exact=False) == "1.50 KiB"``, ``"123 MiB"``, ``"10 MiB"``, ``"0 B"``).
+    """
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    if not exact:
+        power = 0
+        while power + 1 < len(units) and abs(size) >= 1024 ** (power + 1):
+            power += 1
+        if size % 1024**power == 0:
+            return f"{size // 1024**power} {units[power]}"
+        value = size / 1024**power
+        digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+        return f"{value:.{digits}f} {units[power]}"
+    for power, unit in reversed(list(enumerate(units))):
         if size % 1024**power == 0:
             return f"{size // 1024**power} {unit}"
     raise AssertionError("unreachable: every size is a whole number of bytes")  # pragma: no cover

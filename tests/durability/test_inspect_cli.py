@@ -141,3 +141,16 @@ def test_verify_reports_a_blob_copied_under_another_keys_name(tmp_path: Path) ->
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"CORRUPT {first}" in result.stdout and "another key" in result.stdout
     assert f"CORRUPT {second}" not in result.stdout
+
+
+def test_verify_of_an_empty_location_says_so_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = cli("verify", str(tmp_path / "empty"))
+    assert result.returncode == 1
+    assert f"no blobs at {tmp_path / 'empty'}" in result.stderr
+
+
+def test_verify_of_a_mistyped_location_names_it_as_missing(tmp_path: Path) -> None:
+    result = cli("verify", str(tmp_path / "persistd"))
+    assert result.returncode == 2
+    assert "persistd: no such directory" in result.stderr

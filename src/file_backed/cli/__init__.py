@@ -14,7 +14,8 @@ from file_backed.cli.plugins import plugins
 __all__ = ["main"]
 
 
-@click.group(cls=FileBackedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FileBackedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="file-backed", prog_name="file-backed", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show the traceback of an error instead of one message.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:

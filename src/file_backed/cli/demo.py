@@ -17,10 +17,12 @@ from pathlib import Path
 import click
 import xxhash
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 import file_backed as fb
+from file_backed.cli.progress import progress_bar
+from file_backed.sizes import format_size
+from file_backed.stats_table import stats_rows
 
 __all__ = ["demo"]
 
@@ -31,21 +33,13 @@ def _digest(value: bytes | bytearray) -> int:
     return xxhash.xxh3_64_intdigest(value)
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
 @click.command()
-@click.option("--items", default=400, show_default=True, help="Items flowing through the pool.")
-@click.option("--item-kib", default=256, show_default=True, help="Size of each item in KiB.")
-@click.option("--pool-items", default=40, show_default=True, help="Items the pool keeps in memory.")
-@click.option("--reads", default=2000, show_default=True, help="Random reads after the inserts.")
+@click.option("--items", default=400, type=click.IntRange(min=1), show_default=True, help="Items flowing through the pool.")
+@click.option("--item-kib", default=256, type=click.IntRange(min=1), show_default=True, help="Size of each item in KiB.")
+@click.option(
+    "--pool-items", default=40, type=click.IntRange(min=1), show_default=True, help="Items the pool keeps in memory."
+)
+@click.option("--reads", default=2000, type=click.IntRange(min=0), show_default=True, help="Random reads after the inserts.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the read order.")
 @click.option("--fsync/--no-fsync", default=True, show_default=True, help="fs_hardlink's fsync option.")
 def demo(items: int, item_kib: int, pool_items: int, reads: int, seed: int, fsync: bool) -> None:
@@ -59,13 +53,13 @@ def demo(items: int, item_kib: int, pool_items: int, reads: int, seed: int, fsyn
         with fb.open_store("fs_hardlink", fsync=fsync) as store:
             console.print(
                 f"[bold]file_backed demo[/]: {items} items of {item_kib} KiB "
-                f"({items * size / MiB:.0f} MiB) through a pool of {pool_items} items "
-                f"({pool_items * size / MiB:.0f} MiB) on fs_hardlink at {store.backend.root}"  # type: ignore[attr-defined]
+                f"({_size(items * size)}) through a pool of {pool_items} items "
+                f"({_size(pool_items * size)}) on fs_hardlink at {store.backend.root}"  # type: ignore[attr-defined]
             )
             pool: fb.FBPool[bytearray] = fb.FBPool(store, max_items=pool_items)
             handles: list[fb.Fb[bytearray]] = []
             digests: list[int] = []
-            with _progress(console) as progress:
+            with progress_bar(console) as progress:
                 task = progress.add_task("inserting", total=items)
                 for _ in range(items):
                     value = bytearray(rng.randbytes(size))
@@ -98,6 +92,10 @@ def demo(items: int, item_kib: int, pool_items: int, reads: int, seed: int, fsyn
         console.print("[yellow]fsync off[/]: persisted items survive a crash of the process, not of the machine")
 
 
+def _size(size: int) -> str:
+    return format_size(size, exact=False)
+
+
 def _restore(persisted: Path, keys: dict[uuid.UUID, int]) -> int:
     """Register every persisted key in a fresh store and count those that match."""
     with fb.open_store("fs_hardlink") as store:
@@ -125,14 +123,11 @@ def _summary(
     table = Table(title="summary", show_header=False)
     table.add_column(justify="right", style="bold")
     table.add_column()
-    table.add_row("items", f"{items} x {size // 1024} KiB = {items * size / MiB:.0f} MiB")
-    table.add_row("memory budget", f"{pool_items} items = {pool_items * size / MiB:.0f} MiB")
+    table.add_row("items", f"{items} x {size // 1024} KiB = {_size(items * size)}")
+    table.add_row("memory budget", f"{pool_items} items = {_size(pool_items * size)}")
     table.add_row("reads", f"{reads}, every one checked")
-    table.add_row("hits / misses", f"{stats.hits} / {stats.misses} ({stats.hits / max(1, stats.hits + stats.misses):.0%} hits)")
-    table.add_row("loads", str(stats.loads))
-    table.add_row("stores", f"{stats.stores} ({stats.evictions} evictions, {stats.eviction_failures} failed)")
-    table.add_row("bytes written", f"{stats.bytes_stored / MiB:.1f} MiB")
-    table.add_row("bytes read", f"{stats.bytes_loaded / MiB:.1f} MiB")
+    for label, value in stats_rows(stats):
+        table.add_row(label, value)
     table.add_row("persisted, restored", f"{persisted}, {restored} registered in a new store and checked")
     table.add_row("time", f"{elapsed:.2f} s ({(stats.bytes_stored + stats.bytes_loaded) / MiB / elapsed:.0f} MiB/s through the store)")
     console.print(table)

@@ -18,6 +18,7 @@ DEBUG_KEY = "file_backed.debug"
 class FileBackedGroup(click.Group):
     """A command group whose subcommands' exceptions become one message and exit status 1.
 
+    The command list of ``--help`` shows each command's first sentence whole.
     Click's own exceptions (usage errors, `click.ClickException`, aborts and
     exits) keep their usual handling. With ``--debug`` (stored in
     ``ctx.meta[DEBUG_KEY]`` by the group's callback) exceptions propagate
@@ -25,6 +26,18 @@ class FileBackedGroup(click.Group):
     `OSError`) print their message; anything else also names its type, as it
     is probably a bug.
     """
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands with the whole first sentence of their help, wrapped
+        instead of cut off with "..." at the terminal's width."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -1,79 +1,44 @@
 """``file-backed ls`` and ``file-backed verify``: inspect a persisted location.
 
-A location is a local directory of the fs_hardlink layout: the blob of key
-``K`` is ``<dir>/<K.hex[:2]>/<K.hex>``. Both commands only read: they create
-nothing, delete nothing (not even partial files a crash left behind) and never
-follow a symbolic link named like a blob; entries that are not blobs are
-skipped.
+A location is a local directory or an fsspec URL in the sharded layout of
+fs_hardlink and fsspec: the blob of key ``K`` is ``<location>/<K.hex[:2]>/<K.hex>``
+(`file_backed.cli.locations`). Both commands only read: they create nothing,
+delete nothing (not even partial files a crash left behind) and never follow a
+symbolic link named like a blob; entries that are not blobs are skipped.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
-import attrs
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from file_backed.blob import MAX_HEADER_SIZE, decode_blob, read_header, signing_key_bytes, verify_payload
+from file_backed.cli.locations import BlobFile, LocalLocation, RemoteLocation, open_location, parse_storage_options
+from file_backed.cli.progress import progress_bar
 from file_backed.derived_keys import KIND_MANIFEST, kind_of
 from file_backed.errors import ConfigError, CorruptBlobError, FileBackedError
-from file_backed.layout import key_of_blob_name
 from file_backed.saved import Manifest, manifest_of
 
 __all__ = ["ls", "verify"]
 
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-_LOCATION = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
-
-
-@attrs.frozen
-class BlobFile:
-    """A file of a location named like a blob."""
-
-    key: uuid.UUID
-    path: Path
-    size: int
+_STORAGE_OPTIONS = click.option(
+    "--storage-options",
+    metavar="JSON",
+    default=None,
+    callback=parse_storage_options,
+    envvar="FILE_BACKED_STORAGE_OPTIONS",
+    help="fsspec storage options of a URL location, as a JSON object (default: $FILE_BACKED_STORAGE_OPTIONS).",
+)
 
 
-def blob_files(location: Path) -> Iterator[BlobFile]:
-    """The regular files of `location` named like blobs, sorted by key.
-
-    Symbolic links, files in the wrong shard, temporary files and foreign
-    entries are skipped.
-    """
-    found: list[BlobFile] = []
-    for shard in sorted(os.listdir(location)):
-        shard_path = location / shard
-        if len(shard) != 2 or not shard_path.is_dir() or shard_path.is_symlink():
-            continue
-        with os.scandir(shard_path) as entries:
-            for entry in entries:
-                key = key_of_blob_name(shard, entry.name)
-                if key is not None and entry.is_file(follow_symlinks=False):
-                    size = entry.stat(follow_symlinks=False).st_size
-                    found.append(BlobFile(key, Path(entry.path), size))
-    yield from sorted(found, key=lambda blob: blob.key.hex)
-
-
-def _read(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
-    with open(fd, "rb") as file:
-        return file.read()
-
-
-def check_blob(blob: BlobFile, signing_key: bytes | None) -> str | None:
+def check_blob(location: LocalLocation | RemoteLocation, blob: BlobFile, signing_key: bytes | None) -> str | None:
     """Why `blob` is corrupt or unreadable (one line, without its key and file),
     or None when its checksum (and MAC, with `signing_key`) match."""
     source = f"blob {blob.key} ({blob.path})"
     try:
-        data = memoryview(_read(blob.path))
+        data = memoryview(location.read(blob))
         header = read_header(data[:MAX_HEADER_SIZE], source=source)
         payload = data[header.size :]
         if payload.nbytes > header.payload_length:
@@ -86,7 +51,9 @@ def check_blob(blob: BlobFile, signing_key: bytes | None) -> str | None:
     return None
 
 
-def read_manifest_file(blob: BlobFile, codec_name: str) -> Manifest | None:
+def read_manifest_file(
+    location: LocalLocation | RemoteLocation, blob: BlobFile, codec_name: str
+) -> Manifest | None:
     """The saved-collection manifest in `blob`, or None when it is none or cannot
     be decoded (a damaged or partial generation, a codec not installed)."""
     if kind_of(blob.key) != KIND_MANIFEST:
@@ -95,28 +62,30 @@ def read_manifest_file(blob: BlobFile, codec_name: str) -> Manifest | None:
 
     try:
         codec = get_codec(codec_name)()
-        value = decode_blob(codec, _read(blob.path), source=blob.path, key=blob.key)
+        value = decode_blob(codec, location.read(blob), source=str(blob.path), key=blob.key)
     except (FileBackedError, OSError, TypeError, ValueError):
         return None
     return manifest_of(blob.key, value)
 
 
 @click.command()
-@click.argument("location", type=_LOCATION)
-def ls(location: Path) -> None:
-    """List the blobs persisted at LOCATION: key, size in bytes, codec; then the
-    collections saved there (``FBDict.save``): name, values, generation.
+@click.argument("location")
+@_STORAGE_OPTIONS
+def ls(location: str, storage_options: dict[str, Any] | None) -> None:
+    """List the blobs persisted at LOCATION (a directory or an fsspec URL): key, size in bytes, codec;
+    then the collections saved there (``FBDict.save``): name, values, generation.
 
     The codec column reads "(unreadable header)" for a blob whose header is
     damaged; a summary line goes to standard error.
     """
+    place = open_location(location, storage_options)
     count = total = 0
     collections: dict[str, Manifest] = {}
-    for blob in blob_files(location):
+    for blob in place.blobs():
         try:
-            header = read_header(_read(blob.path)[:MAX_HEADER_SIZE], source=str(blob.path))
+            header = read_header(place.read(blob)[:MAX_HEADER_SIZE], source=str(blob.path))
             codec = header.codec + (" (signed)" if header.signed else "")
-            manifest = read_manifest_file(blob, header.codec)
+            manifest = read_manifest_file(place, blob, header.codec)
         except (CorruptBlobError, OSError):
             codec = "(unreadable header)"
             manifest = None
@@ -132,40 +101,45 @@ def ls(location: Path) -> None:
         manifest = collections[name]
         click.echo(f"collection\t{name}\t{len(manifest)} values\tgeneration {manifest.generation}")
     saved = f"; {len(collections)} saved collections" if collections else ""
-    click.echo(f"{count} blobs, {total} bytes in {location}{saved}", err=True)
+    click.echo(f"{count} blobs, {total} bytes in {place}{saved}", err=True)
 
 
 @click.command()
-@click.argument("location", type=_LOCATION)
+@click.argument("location")
+@_STORAGE_OPTIONS
 @click.option(
     "--signing-key",
     envvar="FILE_BACKED_SIGNING_KEY",
     default=None,
     help="Also check every blob's MAC with this key (default: $FILE_BACKED_SIGNING_KEY); unsigned blobs fail.",
 )
-def verify(location: Path, signing_key: str | None) -> None:
-    """Check the checksum of every blob persisted at LOCATION.
+def verify(location: str, storage_options: dict[str, Any] | None, signing_key: str | None) -> None:
+    """Check the checksum of every blob persisted at LOCATION (a directory or an fsspec URL).
 
     Prints ``CORRUPT <key> <file>: <reason>`` for each corrupt or unreadable
     blob, then a summary; the progress bar goes to standard error.
-    Exit status 1 when any blob is corrupt or unreadable, 0 otherwise.
+    Exit status 1 when any blob is corrupt or unreadable, or when LOCATION
+    holds no blob at all (an empty or mistyped location); 0 otherwise.
     """
     try:
         key = signing_key_bytes(signing_key, option="--signing-key")
     except ConfigError as error:
         raise click.BadParameter(str(error), param_hint="--signing-key") from None
-    blobs = list(blob_files(location.absolute()))
+    place = open_location(location, storage_options)
+    blobs = place.blobs()
+    if not blobs:
+        click.echo(f"no blobs at {place}: nothing to verify (is it the location that was persisted to?)", err=True)
+        raise SystemExit(1)
     corrupt = 0
     console = Console(stderr=True)
-    columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("verify", total=len(blobs))
+    with progress_bar(console, description_width=9, transient=True) as progress:
+        task = progress.add_task("verifying", total=len(blobs))
         for blob in blobs:
-            problem = check_blob(blob, key)
+            problem = check_blob(place, blob, key)
             if problem is not None:
                 corrupt += 1
                 click.echo(f"CORRUPT {blob.key} {blob.path}: {problem}")
             progress.advance(task)
-    click.echo(f"checked {len(blobs)} blobs in {location}: {corrupt} corrupt")
+    click.echo(f"checked {len(blobs)} blobs in {place}: {corrupt} corrupt")
     if corrupt:
         raise SystemExit(1)

@@ -2,8 +2,11 @@
 conformance suite against the installed backend ``NAME``.
 
 Loaded by every pytest run where file_backed is installed, so it does nothing
-but add the options and, when ``--fb-backend`` is given, the suite's module
-`file_backed.testing.named` to the paths pytest collects.
+but add the options and, when ``--fb-backend`` is given, check that the backend
+is installed (a usage error listing the installed backends otherwise) and add
+the suite's module `file_backed.testing.named` to the paths pytest collects.
+Without explicit test paths on the command line, the suite is all that runs,
+wherever pytest is started; with them, it runs beside them.
 """
 
 from __future__ import annotations
@@ -33,7 +36,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("fb_backend"):
-        named = str(Path(__file__).with_name("named.py"))
-        if named not in config.args:
-            config.args.append(named)
+    name = config.getoption("fb_backend")
+    if not name:
+        return
+    _check_backend(str(name))
+    named = str(Path(__file__).with_name("named.py"))
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [named]  # not the current directory's or testpaths' tests
+    elif named not in config.args:
+        config.args.append(named)
+
+
+def _check_backend(name: str) -> None:
+    """Raise `pytest.UsageError` unless `name` is an installed backend that loads."""
+    from file_backed.errors import PluginNotFoundError
+    from file_backed.plugins import get_backend, refresh
+
+    refresh()
+    try:
+        get_backend(name)
+    except PluginNotFoundError as error:
+        raise pytest.UsageError(f"--fb-backend {name}: {error}") from None
