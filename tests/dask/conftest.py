@@ -49,6 +49,7 @@ class Outcome:
     results: Mapping[str, Any]
     data_types: list[str]
     spilled: list[Any]  # spilled_total of each worker's data once the array is persisted
+    writes: list[int]  # blobs or files each worker's data wrote during the workload
 
 
 def workload(client: Client, size: int) -> tuple[dict[str, Any], list[Any]]:
@@ -77,7 +78,8 @@ def run(cluster: LocalCluster, size: int) -> Outcome:
     with Client(cluster) as client:
         data_types = list(client.run(lambda dask_worker: type(dask_worker.data).__name__).values())
         results, spilled = workload(client, size)
-    return Outcome(results, data_types, spilled)
+        writes = client.run(lambda dask_worker: int(dask_worker.data.cumulative_metrics["disk-write", "count"]))
+    return Outcome(results, data_types, spilled, list(writes.values()))
 
 
 def local_cluster(**kwargs: Any) -> LocalCluster:
