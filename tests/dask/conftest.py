@@ -19,11 +19,11 @@ import pytest
 pytest.importorskip("distributed", reason="the Dask tests need file-backed[dask]")
 np = pytest.importorskip("numpy")
 
-import dask  # noqa: E402
-import dask.array as da  # noqa: E402
-from distributed import Client, LocalCluster, wait  # noqa: E402
+import dask
+import dask.array as da
+from distributed import Client, LocalCluster, wait
 
-from tests.fsspec.conftest import bucket, s3, s3_server  # noqa: E402,F401 - the loopback S3 fixtures
+from tests.fsspec.conftest import bucket, s3, s3_server  # noqa: F401 - the loopback S3 fixtures
 
 #: Each in-process worker: 100 MiB of memory, so a 60 MiB budget at the default target of 0.6.
 MEMORY_LIMIT = 100 * 2**20

@@ -304,11 +304,11 @@ class SpillMapping(MutableMapping[Key, object]):
         return SpilledSize(max(0, self._total - in_memory), self._meter.live_bytes)
 
     @property
-    def cumulative_metrics(self) -> dict[tuple[str, str], float]:
+    def cumulative_metrics(self) -> collections.defaultdict[tuple[str, str], float]:
         """``(label, unit) -> ever-increasing value`` as Dask's ``SpillBuffer``
         reports them to Prometheus: ``memory-read`` (count, bytes),
         ``disk-read`` and ``disk-write`` (count, bytes, seconds)."""
-        metrics = self._meter.snapshot()
+        metrics = collections.defaultdict(float, self._meter.snapshot())
         metrics["memory-read", "count"] = self._memory_reads["count"]
         metrics["memory-read", "bytes"] = self._memory_reads["bytes"]
         return metrics
