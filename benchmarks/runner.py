@@ -191,14 +191,6 @@ def _ratio(ratio: float | None) -> str:
     return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
 
 
-def _met(row: Row) -> Text:
-    met = row.met
-    if met is None:
-        return Text("")
-    mark = "*" if row.indicative else ""
-    return Text(f"met{mark}", style="green") if met else Text(f"NOT met{mark}", style="red")
-
-
 def render(report: Report, console: Console) -> None:
     """Print the report: conditions, one table of every row, then each
     workload's sizes and notes."""
@@ -218,8 +210,6 @@ def render(report: Report, console: Console) -> None:
         ("compared with", "left"),
         ("value", "right"),
         ("ratio", "right"),
-        ("target", "left"),
-        ("", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for section in report.sections:
@@ -232,14 +222,12 @@ def render(report: Report, console: Console) -> None:
                 row.other_name,
                 _number(row.other, row.unit),
                 _ratio(row.ratio),
-                "" if row.target is None else row.target.text,
             )
-            table.add_row(*(Text(cell) for cell in cells), _met(row))
+            table.add_row(*(Text(cell) for cell in cells))
         table.add_section()
     console.print(table)
     console.print(
-        "ratio = file_backed / compared value; spread = half the range of the repeats over their median; "
-        "* = checked at reduced sizes, indicative only"
+        "ratio = file_backed / compared value; spread = half the range of the repeats over their median"
     )
     console.print(f"page cache: {report.caches}")
     for section in report.sections:
