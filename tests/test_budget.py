@@ -145,10 +145,10 @@ async def test_ainsert_returns_a_handle_like_insert(store: fb.BackingStore) -> N
 async def test_ainsert_waits_for_the_backlog_without_blocking_the_loop(
     store: fb.BackingStore, backend: RecordingBackend
 ) -> None:
-    pool = fb.FBPool(store, max_items=100, max_bytes=10_000)
-    big = pool.insert(bytes(9_000))
+    pool = fb.FBPool(store, max_items=1, max_bytes=10_000)
+    big = pool.insert(bytes(1_000))
     entered, release = backend.gate(big.key)
-    pool.insert(bytes(2_000))  # evicts `big`, whose write is held: the backlog is over its limit
+    pool.insert(bytes(10))  # evicts `big` by count, whose write is held: the backlog is over its limit
     assert await asyncio.to_thread(entered.wait, 10)
     insert = asyncio.create_task(pool.ainsert(bytes(10)))
     await asyncio.sleep(0)  # the loop keeps running while the insert waits

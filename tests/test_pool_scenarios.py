@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 
 import pytest
@@ -445,10 +446,10 @@ def test_insert_never_waits_for_an_eviction_write(store: fb.BackingStore, backen
 def test_insert_waits_while_eviction_writes_hold_more_than_a_twentieth_of_the_budget(
     store: fb.BackingStore, backend: RecordingBackend
 ) -> None:
-    pool = fb.FBPool(store, max_items=100, max_bytes=10_000)
-    big = pool.insert(bytes(9_000))
+    pool = fb.FBPool(store, max_items=1, max_bytes=10_000)
+    big = pool.insert(bytes(1_000))
     entered, release = backend.gate(big.key)
-    second = pool.insert(bytes(2_000))  # evicts `big`: its write holds 9 000 bytes > 500
+    pool.insert(bytes(10))  # evicts `big` by count: its write holds 1 000 bytes > 500
     assert entered.wait(10)
     inserted = threading.Event()
     inserter = threading.Thread(target=lambda: (pool.insert(bytes(10)), inserted.set()))
@@ -456,7 +457,25 @@ def test_insert_waits_while_eviction_writes_hold_more_than_a_twentieth_of_the_bu
     assert not inserted.wait(0.1)  # bounded memory: waits for the backlog
     release.set()
     inserter.join(10)
-    assert inserted.is_set() and second.resident
+    assert inserted.is_set()
+    store.finished()
+
+
+def test_an_insert_over_the_byte_budget_waits_until_the_value_it_evicts_is_written(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=10_000)
+    big = pool.insert(bytes(9_000))
+    entered, release = backend.gate(big.key)
+    inserted = threading.Event()
+    inserter = threading.Thread(target=lambda: (pool.insert(bytes(2_000)), inserted.set()))
+    inserter.start()
+    assert entered.wait(10)
+    assert not inserted.is_set()  # `big` is still in memory until written: no room yet
+    release.set()
+    inserter.join(10)
+    assert inserted.is_set() and not big.resident
+    assert pool.stats.bytes <= 10_000
     store.finished()
 
 
@@ -502,7 +521,7 @@ def test_trimming_can_be_turned_off(store: fb.BackingStore, monkeypatch: pytest.
     pool = fb.FBPool(store, max_items=100, max_bytes=1_000, trim_memory=False)
     handles = [pool.insert(bytes(500)) for _ in range(10)]
     store.finished()
-    assert sum(h.resident for h in handles) == 2
+    assert sum(h.resident for h in handles) == 1_000 // sys.getsizeof(bytes(500))
 
 
 @pytest.mark.timeout(10)

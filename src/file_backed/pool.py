@@ -282,6 +282,7 @@ class FBPool(Generic[T]):
                 self._backlog_done.wait()
             mean = self._mean_written
             if mean is None or mean >= _WRITE_INLINE_BELOW:
+                self._make_room_for_locked(item, wait=True)
                 self._admit_locked(item)
                 return item
             writes: list[tuple[Any, ...]] = []
@@ -299,7 +300,7 @@ class FBPool(Generic[T]):
         store's call threads, never blocking the event loop."""
         item = self._new_item(value)
         with self._lock:
-            if not self._backlog_over_locked():
+            if not self._backlog_over_locked() and self._make_room_for_locked(item, wait=False):
                 self._admit_locked(item)
                 return item
         await self.store.call(self._admit_when_possible, item)
@@ -314,7 +315,20 @@ class FBPool(Generic[T]):
         with self._lock:
             while self._backlog_over_locked():
                 self._backlog_done.wait()
+            self._make_room_for_locked(item, wait=True)
             self._admit_locked(item)
+
+    def _make_room_for_locked(self, item: Fb[T], *, wait: bool) -> bool:
+        """With a byte budget, make room for the new `item` before it enters:
+        evict, and with `wait` wait for the eviction writes, until the pool's
+        values, the writes in progress and `item` fit in the budget (an evicted
+        value not stored yet stays in memory until its write is done). Returns
+        whether they fit."""
+        max_bytes = self._lru.max_bytes
+        if max_bytes is None or item._size > max_bytes:
+            return True
+        self._make_room_locked(item._size, wait=wait)
+        return self._lru.nbytes + item._size + self._reserved + self._backlog_bytes <= max_bytes
 
     def _admit_locked(self, item: Fb[T]) -> None:
         self._purge_locked()
