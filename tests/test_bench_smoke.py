@@ -50,7 +50,10 @@ def test_smoke_run_reports_every_workload(tmp_path: Path, monkeypatch: pytest.Mo
     assert "file_backed benchmarks, smoke mode" in result.output
     report = json.loads(report_path.read_text())
     assert report["mode"] == "smoke"
-    assert [section["name"].lower() for section in report["sections"]] == list(WORKLOAD_NAMES)
+    opt_in = {workload.name for workload in load_runner().WORKLOADS if workload.opt_in}
+    assert [section["name"].lower() for section in report["sections"]] == [
+        name for name in WORKLOAD_NAMES if name not in opt_in
+    ]
     for section in report["sections"]:
         assert section["rows"], f"{section['name']} measured nothing"
         for row in section["rows"]:
@@ -58,6 +61,11 @@ def test_smoke_run_reports_every_workload(tmp_path: Path, monkeypatch: pytest.Mo
             if row["other"]:  # a zero (diskcache has no hits) has no ratio
                 assert math.isfinite(row["ratio"]), row
     assert list(scratch.iterdir()) == [], "scratch directories were left behind"
+
+
+def test_dask_and_s3_run_only_when_named() -> None:
+    opt_in = {workload.name for workload in load_runner().WORKLOADS if workload.opt_in}
+    assert opt_in == {"dask", "s3"}
 
 
 def test_only_runs_the_named_workloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
