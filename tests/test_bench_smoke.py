@@ -94,3 +94,23 @@ def test_quick_mode_runs_once_with_every_peer(tmp_path: Path, monkeypatch: pytes
     assert report["mode"] == "quick"
     compared = {row["other_name"] for section in report["sections"] for row in section["rows"]}
     assert {"zict", "diskcache", "zict buf[k]", "cachetools get"} <= compared
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_dask_and_s3_workloads_run_when_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for package in ("distributed", "s3fs", "moto.server", "file_backed_fsspec"):
+        pytest.importorskip(package)
+    monkeypatch.setenv("FILE_BACKED_BENCH_DIR", str(tmp_path))
+    report_path = tmp_path / "report.json"
+
+    result = CliRunner().invoke(
+        main, ["bench", "--smoke", "--only", "dask", "--only", "s3", "--json", str(report_path)]
+    )
+
+    assert result.exit_code == 0, result.output
+    sections = json.loads(report_path.read_text())["sections"]
+    assert [section["name"] for section in sections] == ["dask", "s3"]
+    rows = {(row["workload"], row["metric"]): row for section in sections for row in section["rows"]}
+    assert rows["dask", "results identical"]["value"] == 1.0
+    assert rows["s3", "evict+reload MB/s"]["value"] > 0
