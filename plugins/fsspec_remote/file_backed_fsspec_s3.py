@@ -86,7 +86,13 @@ class BuffersReader(io.RawIOBase):
 
 
 def put_object(fs: Any, path: str, buffers: Sequence[Buffer], size: int) -> None:
-    """Write `buffers` (`size` bytes in all) as the object `path` in one PUT."""
+    """Write `buffers` (`size` bytes in all) as the object `path` in one PUT.
+
+    botocore rewinds the body before each of its retries. s3fs's own retries
+    (after botocore's, for throttling and broken connections) resend the body
+    from where it stopped, so they fail rather than write a wrong object: the
+    eviction fails and the pool keeps the value in memory.
+    """
     from fsspec.asyn import sync
 
     bucket, key, _version = fs.split_path(path)
