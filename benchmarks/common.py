@@ -133,11 +133,14 @@ class Row:
 
 @dataclass(frozen=True)
 class Workload:
-    """A named workload: `run` measures it and returns its `Section`."""
+    """A named workload: `run` measures it and returns its `Section`. An
+    `opt_in` workload runs only when named (``--only``): it needs optional
+    packages or servers and takes minutes."""
 
     name: str
     title: str
     run: Callable[[Context], Section]
+    opt_in: bool = False
 
 
 @dataclass

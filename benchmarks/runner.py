@@ -26,7 +26,7 @@ from rich.text import Text
 
 from file_backed.cli.progress import progress_bar
 
-from . import budget, disk_floor, hit_path, memory, persist, pool_workloads, scale, threads
+from . import budget, dask_spill, disk_floor, hit_path, memory, persist, pool_workloads, s3_spill, scale, threads
 from .common import REPEATS, Context, MiB, Mode, Row, Section, Workload, available_memory, spread
 
 __all__ = ["NAMES", "WORKLOADS", "Report", "render", "run_suite", "write_json"]
@@ -40,6 +40,8 @@ WORKLOADS: tuple[Workload, ...] = (
     *budget.WORKLOADS,
     *pool_workloads.WORKLOADS[::-1],  # W2, then W1
     *scale.WORKLOADS,
+    *dask_spill.WORKLOADS,
+    *s3_spill.WORKLOADS,
 )
 NAMES = tuple(workload.name for workload in WORKLOADS)
 
@@ -120,8 +122,8 @@ def run_suite(
     profile_dir: Path | None = None,
     console: Console | None = None,
 ) -> Report:
-    """Run the workloads named in `only` (all when empty) at the sizes of
-    `mode` and return the report. Raises `ValueError` for an unknown name.
+    """Run the workloads named in `only` (when empty, all but the opt-in ones:
+    ``dask``, ``s3``) at the sizes of `mode` and return the report. Raises `ValueError` for an unknown name.
 
     In ``full`` mode the page cache is dropped before every measured run when
     this process may write ``/proc/sys/vm/drop_caches``; the report says
@@ -131,7 +133,7 @@ def run_suite(
     unknown = sorted(set(only) - set(NAMES))
     if unknown:
         raise ValueError(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
-    selected = [workload for workload in WORKLOADS if not only or workload.name in only]
+    selected = [workload for workload in WORKLOADS if workload.name in only or (not only and not workload.opt_in)]
     ctx = Context(mode, drop_caches=mode == "full", profile_dir=profile_dir)
     report = Report(
         mode=mode,

@@ -50,7 +50,10 @@ def test_smoke_run_reports_every_workload(tmp_path: Path, monkeypatch: pytest.Mo
     assert "file_backed benchmarks, smoke mode" in result.output
     report = json.loads(report_path.read_text())
     assert report["mode"] == "smoke"
-    assert [section["name"].lower() for section in report["sections"]] == list(WORKLOAD_NAMES)
+    opt_in = {workload.name for workload in load_runner().WORKLOADS if workload.opt_in}
+    assert [section["name"].lower() for section in report["sections"]] == [
+        name for name in WORKLOAD_NAMES if name not in opt_in
+    ]
     for section in report["sections"]:
         assert section["rows"], f"{section['name']} measured nothing"
         for row in section["rows"]:
@@ -58,6 +61,11 @@ def test_smoke_run_reports_every_workload(tmp_path: Path, monkeypatch: pytest.Mo
             if row["other"]:  # a zero (diskcache has no hits) has no ratio
                 assert math.isfinite(row["ratio"]), row
     assert list(scratch.iterdir()) == [], "scratch directories were left behind"
+
+
+def test_dask_and_s3_run_only_when_named() -> None:
+    opt_in = {workload.name for workload in load_runner().WORKLOADS if workload.opt_in}
+    assert opt_in == {"dask", "s3"}
 
 
 def test_only_runs_the_named_workloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,3 +94,23 @@ def test_quick_mode_runs_once_with_every_peer(tmp_path: Path, monkeypatch: pytes
     assert report["mode"] == "quick"
     compared = {row["other_name"] for section in report["sections"] for row in section["rows"]}
     assert {"zict", "diskcache", "zict buf[k]", "cachetools get"} <= compared
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_dask_and_s3_workloads_run_when_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for package in ("distributed", "s3fs", "moto.server", "file_backed_fsspec"):
+        pytest.importorskip(package)
+    monkeypatch.setenv("FILE_BACKED_BENCH_DIR", str(tmp_path))
+    report_path = tmp_path / "report.json"
+
+    result = CliRunner().invoke(
+        main, ["bench", "--smoke", "--only", "dask", "--only", "s3", "--json", str(report_path)]
+    )
+
+    assert result.exit_code == 0, result.output
+    sections = json.loads(report_path.read_text())["sections"]
+    assert [section["name"] for section in sections] == ["dask", "s3"]
+    rows = {(row["workload"], row["metric"]): row for section in sections for row in section["rows"]}
+    assert rows["dask", "results identical"]["value"] == 1.0
+    assert rows["s3", "evict+reload MB/s"]["value"] > 0

@@ -15,7 +15,10 @@ How a blob is written depends on the filesystem (`FsspecLocation.kind`):
     Object stores (S3, GCS, Azure) and ``memory://``: a whole object in one
     request (``pipe_file``, a single PUT; a large one is a multipart upload,
     which is equally all-or-nothing). Copies within one store are server-side
-    (``cp_file``, a single CopyObject).
+    (``cp_file``, a single CopyObject). On S3 (s3fs) a blob is written with one
+    PUT that reads the blob's buffers in order, and loaded with one GET (no
+    HEAD) read straight into the load buffer: no whole-blob copy either way
+    (`file_backed_fsspec_s3`).
 ``rename``
     Any other filesystem: the temporary name, then ``mv``.
 
@@ -54,6 +57,7 @@ from typing import IO, Any, Literal
 
 import attrs
 import fsspec
+from file_backed_fsspec_s3 import MAX_PUT, get_object, is_s3, put_object
 from fsspec.core import split_protocol
 from fsspec.implementations.local import LocalFileSystem
 
@@ -432,7 +436,11 @@ def _put(location: FsspecLocation, key: uuid.UUID, buffers: Sequence[Buffer], *,
     final name. `durable` fsyncs a local file before it is renamed into place."""
     final = location.blob(key)
     if location.kind == "object":
-        location.fs.pipe_file(final, buffers[0] if len(buffers) == 1 else b"".join(buffers))
+        size = sum(memoryview(buffer).nbytes for buffer in buffers)
+        if is_s3(location.fs) and size <= MAX_PUT:
+            put_object(location.fs, final, buffers, size)
+        else:
+            location.fs.pipe_file(final, buffers[0] if len(buffers) == 1 else b"".join(buffers))
         return
     with _temporary(location, final) as (temporary, file):
         for buffer in buffers:
@@ -506,6 +514,8 @@ def _get(location: FsspecLocation, key: uuid.UUID) -> memoryview:
     """The blob of `key`, whole, in an aligned writable buffer (codecs decode without copying)."""
     path = location.blob(key)
     if location.kind != "local":
+        if is_s3(location.fs):
+            return get_object(location.fs, path)
         return copy_of(location.fs.cat_file(path))
     fd = _open_regular(path, key)
     try:

@@ -16,12 +16,16 @@ from tests.dask.conftest import CHUNK, da
 
 
 def spill_stats(client: Client) -> dict[str, Any]:
-    return client.run(
-        lambda dask_worker: (
-            type(dask_worker.data).__name__,
-            dask_worker.data.cumulative_metrics["disk-write", "count"],
-        )
-    )
+    """Each worker's data type and blob writes, once the writes under way finished
+    (evictions write on the store's threads; a fresh worker's first writes to S3
+    can take a second)."""
+
+    def stats(dask_worker: Any) -> tuple[str, float]:
+        data = dask_worker.data
+        data.pool.store.finished()
+        return type(data).__name__, data.cumulative_metrics["disk-write", "count"]
+
+    return client.run(stats)
 
 
 @pytest.fixture(params=["fs_hardlink", "s3"])

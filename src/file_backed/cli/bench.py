@@ -23,8 +23,11 @@ __all__ = ["bench"]
 
 SUITE = "file_backed_benchmarks"
 #: The suite's ``--only`` names, in running order (kept here so ``--help``
-#: works without importing numpy and the peers).
-WORKLOAD_NAMES = ("hit", "floor", "persist", "threads", "memory", "w4", "aload", "w3", "w2", "w1", "scale")
+#: works without importing numpy and the peers). ``dask`` and ``s3`` run only
+#: when named.
+WORKLOAD_NAMES = (
+    "hit", "floor", "persist", "threads", "memory", "w4", "aload", "w3", "w2", "w1", "scale", "dask", "s3",
+)
 
 
 def _checkout_suite() -> Path | None:
@@ -74,7 +77,7 @@ def load_runner() -> ModuleType:
     "--only",
     multiple=True,
     type=click.Choice(WORKLOAD_NAMES),
-    help="Run only this workload (repeatable).",
+    help="Run only this workload (repeatable); dask and s3 run only when named.",
 )
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here."
