@@ -18,7 +18,6 @@ byte budget would otherwise be faulted in on every load.
 from __future__ import annotations
 
 import ctypes
-import mmap
 import sys
 import threading
 from typing import Any
@@ -31,10 +30,6 @@ __all__ = ["ALIGNMENT", "Allocation", "LoadBuffers", "allocate", "collecting", "
 #: (no zero-filling pass).
 _UNINITIALISED_FROM = 64 * 1024
 
-#: Buffers at least this large are populated anonymous mappings (Linux).
-_POPULATED_FROM = 1024 * 1024
-_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
-
 #: One allocation: the object that owns the memory, the offset of its aligned
 #: start, and its usable capacity in bytes.
 Allocation = tuple[Any, int, int]
@@ -44,14 +39,7 @@ _loading = threading.local()
 
 
 def new_allocation(capacity: int) -> Allocation:
-    """A fresh buffer of `capacity` usable bytes starting on an aligned address.
-
-    Large buffers are anonymous mappings whose pages the kernel provides in one
-    pass (``MAP_POPULATE``) instead of one fault per page as they are read into.
-    """
-    if capacity >= _POPULATED_FROM and _MAP_POPULATE:
-        mapping = mmap.mmap(-1, capacity, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_POPULATE)
-        return mapping, 0, capacity
+    """A fresh buffer of `capacity` usable bytes starting on an aligned address."""
     numpy = sys.modules.get("numpy")
     if numpy is not None and capacity >= _UNINITIALISED_FROM:
         raw: Any = numpy.empty(capacity + ALIGNMENT - 1, dtype=numpy.uint8)
