@@ -7,6 +7,7 @@ import atexit
 import gc
 import multiprocessing
 import os
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,17 +34,29 @@ def pool() -> Iterator[fb.FBPool[bytes]]:
 
 def in_child(body: Callable[[], int]) -> int:
     """Run `body` in a forked child that then exits as a normal exit does (exit
-    handlers and finalizers run); returns the child's exit status."""
+    handlers and finalizers run); returns the child's exit status.
+
+    Finalizers other libraries of the test session registered are detached in
+    the child first: s3fs's closes its session through an event-loop thread a
+    forked child lacks and waits ten seconds for it."""
     pid = os.fork()
     if pid == 0:
         status = 70
         try:
+            _detach_foreign_finalizers()
             status = body()
         finally:
             atexit._run_exitfuncs()
             os._exit(status)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def _detach_foreign_finalizers() -> None:
+    for finalizer in list(weakref.finalize._registry):  # type: ignore[attr-defined]
+        info = finalizer.peek()
+        if info is not None and not getattr(info[1], "__module__", "").startswith("file_backed"):
+            finalizer.detach()
 
 
 def evicted_items(pool: fb.FBPool[bytes], count: int = 6) -> list[fb.Fb[bytes]]:
