@@ -24,6 +24,7 @@ items.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -246,7 +247,11 @@ def run_w4(ctx: Context) -> Section:
         for offset in range(len(SYSTEMS)):
             name = SYSTEMS[(repeat + offset) % len(SYSTEMS)]
             ctx.settle()
-            figures = _child(W4_CHILD, [name, sizes.budget, sizes.item_bytes, sizes.items, str(ctx.scratch("w4"))])
+            scratch = ctx.scratch("w4")
+            figures = _child(W4_CHILD, [name, sizes.budget, sizes.item_bytes, sizes.items, str(scratch)])
+            # A few hundred large files per run: removed at once, so the full
+            # sizes (2.5 GiB per run) never fill the disk.
+            shutil.rmtree(scratch, ignore_errors=True)
             inserts[name].append(total / figures["insert"] / 1e9)
             scans[name].append(2 * total / sum(figures["scans"]) / 1e9)
             peaks[name].append((figures["peak"] - figures["baseline"]) / MiB)
