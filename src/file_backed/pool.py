@@ -158,9 +158,9 @@ class FBPool(Generic[T]):
         # bytes it counts against the budget (the size of the value it held).
         self._reusable: list[tuple[Allocation, int]] = []
         self._reusable_bytes = 0
-        # Eviction writes that `insert` runs itself once it released the lock
-        # (a list only while an insert holds the lock), and the mean blob size
-        # that decides whether it does.
+        # Eviction writes that `insert` or a load runs itself once it released
+        # the lock (a list only while one holds the lock), and the mean blob
+        # size that decides whether it does.
         self._inline_writes: list[tuple[Any, ...]] | None = None
         self._mean_written: float | None = None
         self._trim_memory = trim_memory
@@ -280,8 +280,7 @@ class FBPool(Generic[T]):
         with self._lock:
             while self._backlog_over_locked():
                 self._backlog_done.wait()
-            mean = self._mean_written
-            if mean is None or mean >= _WRITE_INLINE_BELOW:
+            if not self._small_blobs_locked():
                 self._make_room_for_locked(item, wait=True)
                 self._admit_locked(item)
                 return item
@@ -291,9 +290,20 @@ class FBPool(Generic[T]):
                 self._admit_locked(item)
             finally:
                 self._inline_writes = None
+        self._write_here(writes)
+        return item
+
+    def _small_blobs_locked(self) -> bool:
+        """Whether the blobs written so far are small enough on average that the
+        thread evicting an item writes it itself (handing it to a worker thread
+        would cost more than the write)."""
+        mean = self._mean_written
+        return mean is not None and mean < _WRITE_INLINE_BELOW
+
+    def _write_here(self, writes: list[tuple[Any, ...]]) -> None:
+        """Run on this thread the eviction writes collected under the lock."""
         for write in writes:
             self.store.run_here(self._write_back, *write)
-        return item
 
     async def ainsert(self, value: T) -> Fb[T]:
         """Coroutine twin of `insert`: waits for the eviction backlog on the
@@ -517,8 +527,15 @@ class FBPool(Generic[T]):
             read_guard = item._read_guard_locked() if guard == "read" else None
             if read_guard is None:
                 item._writer = threading.get_ident()
-            self._enter_locked(item)
+            writes: list[tuple[Any, ...]] = []
+            if self._small_blobs_locked():
+                self._inline_writes = writes
+            try:
+                self._enter_locked(item)
+            finally:
+                self._inline_writes = None
             self._notify_locked(item)
+        self._write_here(writes)
         return read_guard
 
     def _release_read(self, item: Fb[T], thread: int) -> None:
