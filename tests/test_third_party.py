@@ -232,12 +232,14 @@ def test_installed_plugins_are_used_by_name_from_a_toml_file(installed: Path, tm
         with pool.store:
             handles = [pool.insert(word) for word in ("alpha", "beta", "gamma", "delta")]
             pool.store.finished()
-            print(" ".join(h.get() for h in handles), pool.stats.stores)
+            words = " ".join(h.get() for h in handles)
+            pool.store.finished()
+            print(words, pool.stats.stores)  # each word written once: evicted, then read back
         """,
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "alpha beta gamma delta 2"
+    assert result.stdout.strip() == "alpha beta gamma delta 4"
 
 
 def test_installed_backend_options_are_checked_against_its_factory(installed: Path, tmp_path: Path) -> None:
