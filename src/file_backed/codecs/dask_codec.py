@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from file_backed.codecs.base import ALIGNMENT, Buffer, Codec
+from file_backed.codecs.base import Buffer, Codec
+from file_backed.codecs.framing import frame, unframe
 
 __all__ = ["DaskCodec"]
-
-_COUNT = struct.Struct("<I")
-_LENGTH = struct.Struct("<Q")
-_PADDING = bytes(ALIGNMENT)
 
 
 class DaskCodec(Codec):
@@ -29,11 +25,9 @@ class DaskCodec(Codec):
         ``distributed.worker.memory.spill-compression``, as Dask's own spilling
         does. Frames that do not compress well are stored as they are.
 
-    Layout: ``count:u32``, ``count+1`` lengths (u64: the msgpack header, then
-    each frame), the header, then the frames, each preceded by zero padding up
-    to the next multiple of `ALIGNMENT` bytes from the start of the payload, so
-    array data decodes aligned and without a copy (uncompressed frames are
-    writable views of the read buffer).
+    Layout: `file_backed.codecs.framing` with the msgpack header as its head
+    and Dask's frames as its buffers, so array data decodes aligned and without
+    a copy (uncompressed frames are writable views of the read buffer).
 
     Needs ``distributed`` (``pip install 'file-backed[dask]'``). Never decode
     blobs from a location others can write: the pickle serializer runs code.
@@ -70,46 +64,18 @@ class DaskCodec(Codec):
             frames = list(compressed)
         header["count"] = len(frames)
         head = msgpack.dumps(header, use_bin_type=True)
-        views = [memoryview(frame).cast("B") for frame in frames]
-        lengths = [len(head), *(view.nbytes for view in views)]
-        prelude = _COUNT.pack(len(views)) + b"".join(_LENGTH.pack(n) for n in lengths)
-        parts: list[Buffer] = [prelude, head]
-        end = len(prelude) + len(head)
-        for view in views:
-            padding = -end % ALIGNMENT
-            if padding:
-                parts.append(_PADDING[:padding])
-            parts.append(view)
-            end += padding + view.nbytes
-        return parts
+        return frame(head, [memoryview(part).cast("B") for part in frames])
 
     def decode(self, data: memoryview) -> Any:
         import msgpack
         from distributed.protocol.compression import decompress
         from distributed.protocol.serialize import merge_and_deserialize
 
-        if data.nbytes < _COUNT.size:
-            raise ValueError("dask payload too short")
-        (count,) = _COUNT.unpack_from(data)
-        offset = _COUNT.size
-        lengths_end = offset + (count + 1) * _LENGTH.size
-        if lengths_end > data.nbytes:
-            raise ValueError("dask payload header truncated")
-        lengths = [_LENGTH.unpack_from(data, offset + i * _LENGTH.size)[0] for i in range(count + 1)]
-        end = lengths_end + lengths[0]
-        if end > data.nbytes:
-            raise ValueError("dask payload header truncated")
+        head, frames = unframe(data, "dask")
         try:
-            header = msgpack.loads(data[lengths_end:end], raw=False, use_list=False)
+            header = msgpack.loads(head, raw=False, use_list=False)
         except (ValueError, msgpack.UnpackException) as error:
             raise ValueError(f"invalid dask payload header: {error}") from error
-        frames = []
-        for length in lengths[1:]:
-            start = end + -end % ALIGNMENT
-            end = start + length
-            frames.append(data[start:end])
-        if end != data.nbytes:
-            raise ValueError("dask payload length mismatch")
-        if not isinstance(header, dict) or header.get("count") != count:
+        if not isinstance(header, dict) or header.get("count") != len(frames):
             raise ValueError("dask payload header does not match its frames")
         return merge_and_deserialize(header, decompress(header, frames))  # type: ignore[no-untyped-call]
