@@ -23,13 +23,10 @@ items.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 
-from .common import Context, MiB, Row, Section, Target, Workload, page_cache_note
+from .common import Context, MiB, Row, Section, Target, Workload, page_cache_note, run_child
 
 __all__ = ["WORKLOADS"]
 
@@ -225,16 +222,6 @@ asyncio.run(main())
 )
 
 
-def _child(code: str, argument: list[object]) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(argument)], capture_output=True, text=True, check=False, timeout=900
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"a budget benchmark child failed:\n{done.stderr}")
-    figures: dict[str, float] = json.loads(done.stdout)
-    return figures
-
-
 def run_w4(ctx: Context) -> Section:
     """Insert and scan throughput and peak memory of every system under one budget."""
     sizes = W4_SIZES[ctx.mode]
@@ -248,7 +235,9 @@ def run_w4(ctx: Context) -> Section:
             name = SYSTEMS[(repeat + offset) % len(SYSTEMS)]
             ctx.settle()
             scratch = ctx.scratch("w4")
-            figures = _child(W4_CHILD, [name, sizes.budget, sizes.item_bytes, sizes.items, str(scratch)])
+            figures = run_child(
+                W4_CHILD, [name, sizes.budget, sizes.item_bytes, sizes.items, str(scratch)], what="a w4 child", timeout=900
+            )
             # A few hundred large files per run: removed at once, so the full
             # sizes (2.5 GiB per run) never fill the disk.
             shutil.rmtree(scratch, ignore_errors=True)
@@ -308,7 +297,12 @@ def run_aload(ctx: Context) -> Section:
     growth: list[float] = []
     for _ in range(ctx.repeats):
         ctx.settle()
-        figures = _child(ALOAD_CHILD, [sizes.budget, sizes.item_bytes, sizes.items, str(ctx.scratch("aload")), tasks])
+        figures = run_child(
+            ALOAD_CHILD,
+            [sizes.budget, sizes.item_bytes, sizes.items, str(ctx.scratch("aload")), tasks],
+            what="the aload child",
+            timeout=900,
+        )
         growth.append((figures["peak"] - figures["baseline"]) / MiB)
     allowed = (sizes.budget + tasks * sizes.item_bytes) / MiB
     section.rows.append(

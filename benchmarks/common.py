@@ -14,10 +14,13 @@ import cProfile
 import gc
 import importlib
 import io
+import json
 import os
 import pstats
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -263,6 +266,20 @@ def spread(values: list[float] | tuple[float, ...]) -> float:
     """``(max - min) / median`` of `values`: the relative spread of the repeats."""
     middle = statistics.median(values)
     return (max(values) - min(values)) / middle if middle else 0.0
+
+
+def run_child(code: str, argument: object, *, what: str, timeout: float) -> dict[str, Any]:
+    """Run the Python source `code` in a fresh interpreter with `argument` as JSON
+    in ``sys.argv[1]``; returns the JSON object its last line of output prints.
+    Raises `RuntimeError` naming `what`, with the end of its stderr, when it fails."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(argument)], capture_output=True, text=True, check=False, timeout=timeout
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-4000:]}")
+    figures: dict[str, Any] = json.loads(lines[-1])
+    return figures
 
 
 def optional_peer(name: str) -> ModuleType | None:

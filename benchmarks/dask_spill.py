@@ -28,12 +28,9 @@ must be the same for both systems and every repeat.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import dataclass
 
-from .common import Context, MiB, Row, Section, Target, Workload, optional_peer
+from .common import Context, MiB, Row, Section, Target, Workload, optional_peer, run_child
 
 __all__ = ["WORKLOADS"]
 
@@ -152,14 +149,7 @@ print(json.dumps({
 
 
 def _child(argument: list[object]) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(argument)], capture_output=True, text=True, check=False, timeout=1800
-    )
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"a dask benchmark child failed:\n{done.stderr[-4000:]}")
-    figures: dict[str, object] = json.loads(lines[-1])
-    return figures
+    return run_child(CHILD, argument, what="a dask benchmark child", timeout=1800)
 
 
 def run(ctx: Context) -> Section:

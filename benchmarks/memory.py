@@ -12,12 +12,9 @@ baseline, against the budget.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import dataclass
 
-from .common import Context, MiB, Row, Section, Target, Workload
+from .common import Context, MiB, Row, Section, Target, Workload, run_child
 
 __all__ = ["WORKLOADS"]
 
@@ -89,13 +86,8 @@ def run(ctx: Context) -> Section:
     after_inserts: list[float] = []
     for _ in range(sizes.children):
         ctx.settle()
-        argument = json.dumps([sizes.budget, sizes.item_bytes, str(ctx.scratch("memory")), ctx.seed])
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, argument], capture_output=True, text=True, check=False, timeout=600
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"the memory child failed:\n{done.stderr}")
-        figures = json.loads(done.stdout)
+        argument = [sizes.budget, sizes.item_bytes, str(ctx.scratch("memory")), ctx.seed]
+        figures = run_child(CHILD, argument, what="the memory child", timeout=600)
         growth.append((figures["peak"] - figures["baseline"]) / MiB)
         after_inserts.append((figures["peak_after_inserts"] - figures["baseline"]) / MiB)
         baselines.append(figures["baseline"] / MiB)
