@@ -321,11 +321,17 @@ class SpillMapping(MutableMapping[Key, object]):
 _MISSING: Any = object()
 
 
-class _FastView(Mapping[Key, int]):
+class _View(Mapping[Key, int]):
+    """A live view of part of a `SpillMapping`: key to size."""
+
     __slots__ = ("_mapping",)
 
     def __init__(self, mapping: SpillMapping) -> None:
         self._mapping = mapping
+
+
+class _FastView(_View):
+    __slots__ = ()
 
     def __getitem__(self, key: Key) -> int:
         mapping = self._mapping
@@ -355,11 +361,8 @@ class _FastView(Mapping[Key, int]):
         return key in mapping._pending if handle is None else handle.resident
 
 
-class _SlowView(Mapping[Key, int]):
-    __slots__ = ("_mapping",)
-
-    def __init__(self, mapping: SpillMapping) -> None:
-        self._mapping = mapping
+class _SlowView(_View):
+    __slots__ = ()
 
     def __getitem__(self, key: Key) -> int:
         mapping = self._mapping
