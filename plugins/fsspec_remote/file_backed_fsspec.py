@@ -263,17 +263,9 @@ class FsspecBackend:
         """One recursive listing: names of 32 lowercase hex digits in their shard are
         keys; this library's partial writes (``.<hex>.<16 hex>.tmp``) are removed;
         anything else is left alone."""
-        with _failures(f"list {path.url}"):
-            path.fs.invalidate_cache(path.root)
-            try:
-                found = path.fs.find(path.root, withdirs=False, detail=False)
-            finally:
-                path.fs.invalidate_cache(path.root)  # fsspec would otherwise keep the whole listing
         keys: list[uuid.UUID] = []
         foreign = 0
-        prefix = path.root + "/"
-        for entry in found:
-            parts = entry[len(prefix) :].split("/") if entry.startswith(prefix) else []
+        for entry, parts in _listing(path):
             if parts and parts[0] in MARKERS:
                 continue
             if len(parts) != 2 or (path.kind == "local" and os.path.islink(entry)):
@@ -379,16 +371,9 @@ class FsspecBackend:
             )
 
     def _blobs_of(self, location: FsspecLocation) -> list[uuid.UUID]:
-        with _failures(f"list {location.url}"):
-            location.fs.invalidate_cache(location.root)
-            try:
-                found = location.fs.find(location.root, withdirs=False, detail=False)
-            finally:
-                location.fs.invalidate_cache(location.root)
-        prefix = location.root + "/"
+        """The keys of the blobs at `location` (never a symbolic link on the local disk)."""
         keys = []
-        for entry in found:
-            parts = entry[len(prefix) :].split("/") if entry.startswith(prefix) else []
+        for entry, parts in _listing(location):
             key = key_of_blob_name(*parts) if len(parts) == 2 else None
             if key is not None and (location.kind != "local" or not os.path.islink(entry)):
                 keys.append(key)
@@ -546,6 +531,19 @@ def _mark_persisted(location: FsspecLocation) -> None:
     except RemoteStoreError as error:
         if not isinstance(error.__cause__, PermissionError):
             raise
+
+
+def _listing(location: FsspecLocation) -> list[tuple[str, list[str]]]:
+    """Every file under `location`, by one recursive listing: its path and the
+    parts of that path below the root (none for an entry outside it)."""
+    with _failures(f"list {location.url}"):
+        location.fs.invalidate_cache(location.root)
+        try:
+            found = location.fs.find(location.root, withdirs=False, detail=False)
+        finally:
+            location.fs.invalidate_cache(location.root)  # fsspec would otherwise keep the whole listing
+    prefix = location.root + "/"
+    return [(entry, entry[len(prefix) :].split("/") if entry.startswith(prefix) else []) for entry in found]
 
 
 def _remove(location: FsspecLocation, key: uuid.UUID) -> None:
