@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import attrs
@@ -278,18 +279,13 @@ class FBPool(Generic[T]):
         eviction writes is over its limit (see the class notes)."""
         item = self._new_item(value)
         with self._lock:
+            if not self._small_blobs_locked():
+                self._admit_waiting_locked(item)
+                return item
             while self._backlog_over_locked():
                 self._backlog_done.wait()
-            if not self._small_blobs_locked():
-                self._make_room_for_locked(item, wait=True)
+            with self._writes_here_locked(True) as writes:
                 self._admit_locked(item)
-                return item
-            writes: list[tuple[Any, ...]] = []
-            self._inline_writes = writes
-            try:
-                self._admit_locked(item)
-            finally:
-                self._inline_writes = None
         self._write_here(writes)
         return item
 
@@ -299,6 +295,19 @@ class FBPool(Generic[T]):
         would cost more than the write)."""
         mean = self._mean_written
         return mean is not None and mean < _WRITE_INLINE_BELOW
+
+    @contextlib.contextmanager
+    def _writes_here_locked(self, inline: bool) -> Iterator[list[tuple[Any, ...]]]:
+        """Within the block, eviction writes are collected (when `inline`) for
+        `_write_here` to run once the lock is released, instead of going to
+        the worker threads."""
+        writes: list[tuple[Any, ...]] = []
+        if inline:
+            self._inline_writes = writes
+        try:
+            yield writes
+        finally:
+            self._inline_writes = None
 
     def _write_here(self, writes: list[tuple[Any, ...]]) -> None:
         """Run on this thread the eviction writes collected under the lock."""
@@ -323,10 +332,16 @@ class FBPool(Generic[T]):
 
     def _admit_when_possible(self, item: Fb[T]) -> None:
         with self._lock:
-            while self._backlog_over_locked():
-                self._backlog_done.wait()
-            self._make_room_for_locked(item, wait=True)
-            self._admit_locked(item)
+            self._admit_waiting_locked(item)
+
+    def _admit_waiting_locked(self, item: Fb[T]) -> None:
+        """Admit `item` once the eviction backlog is within its limit and, with a
+        byte budget, there is room for it (waiting, the lock released, for
+        eviction writes)."""
+        while self._backlog_over_locked():
+            self._backlog_done.wait()
+        self._make_room_for_locked(item, wait=True)
+        self._admit_locked(item)
 
     def _make_room_for_locked(self, item: Fb[T], *, wait: bool) -> bool:
         """With a byte budget, make room for the new `item` before it enters:
@@ -527,13 +542,8 @@ class FBPool(Generic[T]):
             read_guard = item._read_guard_locked() if guard == "read" else None
             if read_guard is None:
                 item._writer = threading.get_ident()
-            writes: list[tuple[Any, ...]] = []
-            if self._small_blobs_locked():
-                self._inline_writes = writes
-            try:
+            with self._writes_here_locked(self._small_blobs_locked()) as writes:
                 self._enter_locked(item)
-            finally:
-                self._inline_writes = None
             self._notify_locked(item)
         self._write_here(writes)
         return read_guard
