@@ -1,7 +1,7 @@
 """Developer tasks, each creating its own virtual environment.
 
-    python3 -m pip install nox && python3 -m nox -s demo    # the main job
-    python3 -m pip install nox && python3 -m nox -s tests   # the whole test suite
+python3 -m pip install nox && python3 -m nox -s demo    # the main job
+python3 -m pip install nox && python3 -m nox -s tests   # the whole test suite
 """
 
 from __future__ import annotations

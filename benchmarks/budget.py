@@ -40,9 +40,7 @@ class BudgetSizes:
     items: int
 
     def describe(self) -> str:
-        return (
-            f"{self.items} arrays of {self.item_bytes // MiB} MiB through a {self.budget // MiB} MiB budget"
-        )
+        return f"{self.items} arrays of {self.item_bytes // MiB} MiB through a {self.budget // MiB} MiB budget"
 
 
 W4_SIZES = {
@@ -236,7 +234,10 @@ def run_w4(ctx: Context) -> Section:
             ctx.settle()
             scratch = ctx.scratch("w4")
             figures = run_child(
-                W4_CHILD, [name, sizes.budget, sizes.item_bytes, sizes.items, str(scratch)], what="a w4 child", timeout=900
+                W4_CHILD,
+                [name, sizes.budget, sizes.item_bytes, sizes.items, str(scratch)],
+                what="a w4 child",
+                timeout=900,
             )
             # A few hundred large files per run: removed at once, so the full
             # sizes (2.5 GiB per run) never fill the disk.
@@ -251,35 +252,64 @@ def run_w4(ctx: Context) -> Section:
     )
     section.rows.append(
         Row(
-            "w4", "scan GB/s", "GB/s", tuple(scans[library]), "raw open+readv", tuple(scans["raw disk"]),
-            Target("ratio", ">=", 0.8, ">= 0.8x raw read"), indicative,
+            "w4",
+            "scan GB/s",
+            "GB/s",
+            tuple(scans[library]),
+            "raw open+readv",
+            tuple(scans["raw disk"]),
+            Target("ratio", ">=", 0.8, ">= 0.8x raw read"),
+            indicative,
         )
     )
     for peer in SYSTEMS[1:4]:
         section.rows.append(
             Row(
-                "w4", "scan GB/s", "GB/s", tuple(scans[library]), peer, tuple(scans[peer]),
-                Target("ratio", ">=", 1.0, "ahead of every peer"), indicative,
+                "w4",
+                "scan GB/s",
+                "GB/s",
+                tuple(scans[library]),
+                peer,
+                tuple(scans[peer]),
+                Target("ratio", ">=", 1.0, "ahead of every peer"),
+                indicative,
             )
         )
         section.rows.append(Row("w4", "insert GB/s", "GB/s", tuple(inserts[library]), peer, tuple(inserts[peer])))
     budget = sizes.budget / MiB
     section.rows.append(
         Row(
-            "w4", "peak RSS - baseline", "MiB", tuple(peaks[library]), "max_bytes budget",
-            (budget,) * len(peaks[library]), Target("ratio", "<=", 1.05, "<= 1.05x budget"), indicative,
+            "w4",
+            "peak RSS - baseline",
+            "MiB",
+            tuple(peaks[library]),
+            "max_bytes budget",
+            (budget,) * len(peaks[library]),
+            Target("ratio", "<=", 1.05, "<= 1.05x budget"),
+            indicative,
         )
     )
     for peer in SYSTEMS[1:3]:
         section.rows.append(
             Row(
-                "w4", "peak RSS - baseline", "MiB", tuple(peaks[library]), peer, tuple(peaks[peer]),
-                Target("ratio", "<=", 1.0, "ahead of every peer"), indicative,
+                "w4",
+                "peak RSS - baseline",
+                "MiB",
+                tuple(peaks[library]),
+                peer,
+                tuple(peaks[peer]),
+                Target("ratio", "<=", 1.0, "ahead of every peer"),
+                indicative,
             )
         )
     section.rows.append(
         Row(
-            "w4", "peak RSS - baseline", "MiB", tuple(peaks[library]), "diskcache", tuple(peaks["diskcache"]),
+            "w4",
+            "peak RSS - baseline",
+            "MiB",
+            tuple(peaks[library]),
+            "diskcache",
+            tuple(peaks["diskcache"]),
             note="diskcache keeps no values in memory",
         )
     )
@@ -291,9 +321,7 @@ def run_aload(ctx: Context) -> Section:
     """Peak memory of four coroutines loading concurrently under a budget."""
     sizes = ALOAD_SIZES[ctx.mode]
     tasks = 4
-    section = Section(
-        "aload", ALOAD_TITLE, sizes.describe() + f"; {tasks} coroutines each hold one item while loading"
-    )
+    section = Section("aload", ALOAD_TITLE, sizes.describe() + f"; {tasks} coroutines each hold one item while loading")
     growth: list[float] = []
     for _ in range(ctx.repeats):
         ctx.settle()
@@ -307,7 +335,12 @@ def run_aload(ctx: Context) -> Section:
     allowed = (sizes.budget + tasks * sizes.item_bytes) / MiB
     section.rows.append(
         Row(
-            "aload", "peak RSS - baseline", "MiB", tuple(growth), "budget + held items", (allowed,) * len(growth),
+            "aload",
+            "peak RSS - baseline",
+            "MiB",
+            tuple(growth),
+            "budget + held items",
+            (allowed,) * len(growth),
             Target("value", "<=", (1.1 * sizes.budget + tasks * sizes.item_bytes) / MiB, "<= 1.1x budget + held"),
             ctx.mode != "full",
         )

@@ -165,7 +165,12 @@ def run(ctx: Context) -> Section:
             name = SYSTEMS[(repeat + offset) % len(SYSTEMS)]
             ctx.settle()
             argument: list[object] = [
-                name, sizes.side, sizes.chunk, sizes.memory_limit, sizes.workers, sizes.threads,
+                name,
+                sizes.side,
+                sizes.chunk,
+                sizes.memory_limit,
+                sizes.workers,
+                sizes.threads,
                 str(ctx.scratch("dask")),
             ]
             figures[name].append(_child(argument))
@@ -178,33 +183,63 @@ def run(ctx: Context) -> Section:
     peer = "Dask SpillBuffer"
     section.rows += [
         Row(
-            "dask", "wall time", "s", runs("file_backed", "wall"), peer, runs("Dask default", "wall"),
-            Target("ratio", "<=", 1.0, "<= 1.0x Dask"), indicative,
+            "dask",
+            "wall time",
+            "s",
+            runs("file_backed", "wall"),
+            peer,
+            runs("Dask default", "wall"),
+            Target("ratio", "<=", 1.0, "<= 1.0x Dask"),
+            indicative,
         ),
         Row(
-            "dask", "spill bytes written", "MiB", runs("file_backed", "written", MiB), peer,
-            runs("Dask default", "written", MiB), Target("ratio", "<=", 0.5, "<= 0.5x Dask"), indicative,
+            "dask",
+            "spill bytes written",
+            "MiB",
+            runs("file_backed", "written", MiB),
+            peer,
+            runs("Dask default", "written", MiB),
+            Target("ratio", "<=", 0.5, "<= 0.5x Dask"),
+            indicative,
             note="disk-write bytes of the workers' data.cumulative_metrics, summed over the workers",
         ),
         Row(
-            "dask", "spill bytes read", "MiB", runs("file_backed", "read", MiB), peer,
+            "dask",
+            "spill bytes read",
+            "MiB",
+            runs("file_backed", "read", MiB),
+            peer,
             runs("Dask default", "read", MiB),
         ),
         Row(
-            "dask", "storage writes", "MiB", runs("file_backed", "storage", MiB), peer,
+            "dask",
+            "storage writes",
+            "MiB",
+            runs("file_backed", "storage", MiB),
+            peer,
             runs("Dask default", "storage", MiB),
             note="/proc/self/io write_bytes - cancelled_write_bytes of the worker processes during the workload",
         ),
         Row(
-            "dask", "peak worker RSS", "MiB", runs("file_backed", "peak", MiB), peer,
-            runs("Dask default", "peak", MiB), Target("ratio", "<=", 1.05, "<= 1.05x Dask"), indicative,
+            "dask",
+            "peak worker RSS",
+            "MiB",
+            runs("file_backed", "peak", MiB),
+            peer,
+            runs("Dask default", "peak", MiB),
+            Target("ratio", "<=", 1.05, "<= 1.05x Dask"),
+            indicative,
             note="VmHWM of the larger worker process, reset just before the workload",
         ),
     ]
     digests = {str(run["digest"]) for run in ours + theirs}
     section.rows.append(
         Row(
-            "dask", "results identical", "", tuple(float(len(digests) == 1) for _ in ours), peer,
+            "dask",
+            "results identical",
+            "",
+            tuple(float(len(digests) == 1) for _ in ours),
+            peer,
             target=Target("value", ">=", 1.0, "identical"),
             note="1 = every repeat of both systems gave the same digest of all results",
         )

@@ -114,9 +114,7 @@ def run(ctx: Context) -> Section:
             other_runs=(budget,) * len(after_inserts),
         )
     )
-    section.rows.append(
-        Row("memory", "baseline RSS (interpreter, numpy, store)", "MiB", runs=tuple(baselines))
-    )
+    section.rows.append(Row("memory", "baseline RSS (interpreter, numpy, store)", "MiB", runs=tuple(baselines)))
     return section
 
 

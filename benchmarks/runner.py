@@ -228,9 +228,7 @@ def render(report: Report, console: Console) -> None:
             table.add_row(*(Text(cell) for cell in cells))
         table.add_section()
     console.print(table)
-    console.print(
-        "ratio = file_backed / compared value; spread = half the range of the repeats over their median"
-    )
+    console.print("ratio = file_backed / compared value; spread = half the range of the repeats over their median")
     console.print(f"page cache: {report.caches}")
     for section in report.sections:
         console.print(Text.assemble((section.name, "bold"), f" ({section.seconds:.1f} s): {section.sizes}"))

@@ -151,8 +151,7 @@ def run(ctx: Context) -> Section:
     missing = [name for name in ("s3fs", "moto.server", "file_backed_fsspec") if optional_peer(name) is None]
     if missing:
         section.notes.append(
-            f"skipped: {', '.join(missing)} not installed "
-            "(pip install -e 'plugins/fsspec_remote[s3]' 'moto[server]')"
+            f"skipped: {', '.join(missing)} not installed (pip install -e 'plugins/fsspec_remote[s3]' 'moto[server]')"
         )
         return section
     import numpy as np
@@ -185,10 +184,18 @@ def run(ctx: Context) -> Section:
     peer = "raw s3fs put/get"
     section.rows += [
         Row(
-            "s3", "evict+reload MB/s", "MB/s", tuple(both["file_backed"]), peer, tuple(both["raw s3fs"]),
-            Target("ratio", ">=", 0.7, ">= 0.7x raw s3fs"), indicative,
+            "s3",
+            "evict+reload MB/s",
+            "MB/s",
+            tuple(both["file_backed"]),
+            peer,
+            tuple(both["raw s3fs"]),
+            Target("ratio", ">=", 0.7, ">= 0.7x raw s3fs"),
+            indicative,
         ),
-        Row("s3", "evict (write) MB/s", "MB/s", tuple(writes["file_backed"]), "raw pipe_file", tuple(writes["raw s3fs"])),
+        Row(
+            "s3", "evict (write) MB/s", "MB/s", tuple(writes["file_backed"]), "raw pipe_file", tuple(writes["raw s3fs"])
+        ),
         Row("s3", "reload (read) MB/s", "MB/s", tuple(reads["file_backed"]), "raw cat_file", tuple(reads["raw s3fs"])),
     ]
     return section

@@ -102,10 +102,11 @@ def run(ctx: Context) -> Section:
     store = fb.open_store("fs_hardlink", path=ctx.scratch("threads"))
     handles: list[fb.Fb[np.ndarray]] = []
     try:
-        pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=8)
+        pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=sizes.items)
         handles = [pool.insert(rng.integers(0, 256, sizes.item_bytes, dtype=np.uint8)) for _ in range(sizes.items)]
         for handle in handles:
-            handle.write_now()
+            handle.write_now()  # a file per blob, as the raw reads below expect
+        pool.max_items = 8
         store.finished()
         root: Path = store.backend.root  # type: ignore[attr-defined]
         files = [root / handle.key.hex[:2] / handle.key.hex for handle in handles]

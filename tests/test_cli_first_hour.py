@@ -26,7 +26,12 @@ def test_version_option_prints_the_distribution_version(tmp_path: Path) -> None:
 
 def test_python_m_file_backed_runs_the_command_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "file_backed", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "file_backed", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Usage: file-backed ")

@@ -27,7 +27,11 @@ def _commands() -> list[tuple[str, str]]:
 
 
 def _distributions() -> dict[str, Path]:
-    projects = [ROOT / "pyproject.toml", *ROOT.glob("plugins/*/pyproject.toml"), *ROOT.glob("examples/*/pyproject.toml")]
+    projects = [
+        ROOT / "pyproject.toml",
+        *ROOT.glob("plugins/*/pyproject.toml"),
+        *ROOT.glob("examples/*/pyproject.toml"),
+    ]
     return {tomllib.loads(path.read_text())["project"]["name"]: path.parent for path in projects}
 
 

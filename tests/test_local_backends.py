@@ -213,14 +213,17 @@ def test_blobs_left_by_a_crashed_store_are_collected(tmp_path: Path) -> None:
         store = fb.open_store("fs_hardlink", path={str(tmp_path)!r})
         pool = fb.FBPool(store, max_items=1)
         handles = [pool.insert(i) for i in range(5)]
+        handles[-1].write_now()
         store.finished()
         os._exit(0)  # no close: as if killed
         """
     )
     subprocess.run([sys.executable, "-c", crashing], check=True, timeout=60)
-    assert len([p for p in tmp_path.rglob("*") if _is_blob_file(p)]) == 4
+    assert len([p for p in tmp_path.rglob("*") if _is_blob_file(p)]) == 1  # written by write_now
+    assert len(list((tmp_path / "segments").iterdir())) == 1  # the four evicted values, packed
     with fb.open_store("fs_hardlink", path=tmp_path):
         assert [p for p in tmp_path.rglob("*") if _is_blob_file(p)] == []
+        assert list((tmp_path / "segments").iterdir()) == []
 
 
 def test_a_persisted_location_is_refused_as_a_temporary_area(tmp_path: Path) -> None:

@@ -147,7 +147,9 @@ def test_sets_hash_alike_in_processes_with_different_string_hashing() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(digests) == 1
-    assert digests.pop().strip() == call_digest("f", "0", ({"alpha", "beta", "gamma", "delta"}, frozenset("xyzw"))).hex()
+    assert (
+        digests.pop().strip() == call_digest("f", "0", ({"alpha", "beta", "gamma", "delta"}, frozenset("xyzw"))).hex()
+    )
 
 
 def test_persisted_results_are_at_the_location(pool: fb.FBPool[Any], tracked: fb.TrackedPath, tmp_path: Path) -> None:

@@ -40,7 +40,9 @@ def test_reload_loads_once_and_keeps_the_stored_blob(store: fb.BackingStore, bac
     assert first.key in backend.blobs
 
 
-def test_re_evicting_an_item_whose_blob_exists_writes_nothing(store: fb.BackingStore, backend: RecordingBackend) -> None:
+def test_re_evicting_an_item_whose_blob_exists_writes_nothing(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
     pool = fb.FBPool(store, max_items=2)
     handles = [pool.insert(i) for i in range(3)]
     store.finished()

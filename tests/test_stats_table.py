@@ -50,7 +50,9 @@ def test_a_pool_prints_its_stats_after_work(real_store: fb.BackingStore) -> None
 
 
 def test_format_size_for_people_uses_the_largest_unit_with_three_digits() -> None:
-    assert [format_size(n, exact=False) for n in (0, 1023, 1536, 10 * 2**20, 123 * 2**20 + 5, 2**31, 10 * 2**20 + 1)] == [
+    assert [
+        format_size(n, exact=False) for n in (0, 1023, 1536, 10 * 2**20, 123 * 2**20 + 5, 2**31, 10 * 2**20 + 1)
+    ] == [
         "0 B",
         "1023 B",
         "1.50 KiB",

@@ -1,7 +1,11 @@
 """The ``fs_hardlink`` backend: one file per blob in sharded directories.
 
 The blob of key ``K`` is the file ``<dir>/<K.hex[:2]>/<K.hex>``, in the
-temporary area and in every persisted location alike. Every file is written
+temporary area and in every persisted location alike, with one exception: an
+evicted value whose blob is at most `PACKED_UP_TO` bytes (a spill, see
+`file_backed.spilling`) is appended to a segment file of the temporary area
+(`file_backed.segments`), which costs no ``open`` or rename per blob; persisting
+it first writes its file in the temporary area. Every file is written
 under a temporary name in its final directory (``.<K.hex>.<16 hex>.tmp``) and
 renamed into place, so a final name always holds a whole blob; a failed write
 removes its temporary file. Persist and register are hard links; across
@@ -47,8 +51,10 @@ from file_backed.ownership import (
     persisted_area_error,
     temporary_area_error,
 )
+from file_backed.segments import SEGMENTS_DIRECTORY, SegmentFiles, remove_segment_files
+from file_backed.spilling import in_spill
 
-__all__ = ["FsHardlinkBackend"]
+__all__ = ["PACKED_UP_TO", "FsHardlinkBackend"]
 
 logger = logging.getLogger("file_backed.fs_hardlink")
 
@@ -58,6 +64,8 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _FOREIGN_EXAMPLES = 5
+#: Evicted values whose blobs are at most this many bytes go to segment files.
+PACKED_UP_TO = 256 * 1024
 
 
 class FsHardlinkBackend:
@@ -137,10 +145,16 @@ class FsHardlinkBackend:
         else:
             self._refuse_foreign_blobs()
         self.sanitize_path(self.root)
+        self._packed = SegmentFiles(self.root)
 
     def __repr__(self) -> str:
         signed = ", signed" if self._signing_key is not None else ""
         return f"FsHardlinkBackend({str(self.root)!r}, codec={self.codec.name!r}{signed})"
+
+    @property
+    def segments(self) -> SegmentFiles:
+        """The segment files holding the small evicted values of the temporary area."""
+        return self._packed
 
     @property
     def copies(self) -> int:
@@ -154,7 +168,10 @@ class FsHardlinkBackend:
     def store(self, key: uuid.UUID, data: Any) -> int:
         buffers, size = encode_blob(self.codec, data, key=key, signing_key=self._signing_key)
         try:
-            _write_atomically(self._temporary_blob(key), buffers, fsync=False)
+            if size <= PACKED_UP_TO and in_spill():
+                self._packed.put(key, buffers, size)
+            else:
+                _write_atomically(self._temporary_blob(key), buffers, fsync=False)
         except FileNotFoundError as error:
             raise FileNotFoundError(
                 errno.ENOENT, "the temporary area was removed while its store was open", str(self.root)
@@ -163,20 +180,16 @@ class FsHardlinkBackend:
 
     @hookimpl
     def load(self, key: uuid.UUID) -> Any:
-        path = self._temporary_blob(key)
-        source = BlobSource(key, path)
         try:
-            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
-        except FileNotFoundError:
-            raise BlobNotFoundError(f"no blob for key {key} at {path}") from None
-        except OSError as error:
-            if error.errno == errno.ELOOP:
-                raise BlobNotFoundError(f"{path} is a symbolic link, which fs_hardlink never follows") from None
-            raise
-        try:
-            blob = read_file(fd)
-        finally:
-            os.close(fd)
+            blob = self._packed.read(key)
+        except EOFError as error:
+            raise CorruptBlobError(f"blob {key} ({self._packed.directory}): {error}") from None
+        if blob is not None:
+            source = BlobSource(key, self._packed.directory)
+        else:
+            path = self._temporary_blob(key)
+            source = BlobSource(key, path)
+            blob = _read_blob_file(path, key)
         header = read_header(blob, source=source)
         if blob.nbytes - header.size != header.payload_length:
             raise CorruptBlobError(
@@ -189,6 +202,9 @@ class FsHardlinkBackend:
 
     @hookimpl
     def blob_size(self, key: uuid.UUID) -> int:
+        size = self._packed.size(key)
+        if size is not None:
+            return size
         try:
             return os.stat(self._temporary_blob(key), follow_symlinks=False).st_size
         except FileNotFoundError:
@@ -196,6 +212,8 @@ class FsHardlinkBackend:
 
     @hookimpl
     def delete(self, key: uuid.UUID) -> None:
+        if self._packed.delete(key):
+            return
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._temporary_blob(key))
 
@@ -256,8 +274,9 @@ class FsHardlinkBackend:
     def sanitize_path(self, path: Path) -> list[uuid.UUID]:
         keys: list[uuid.UUID] = []
         foreign: list[str] = []
+        own = _TEMPORARY_AREA_ENTRIES if path == self.root else _LOCATION_ENTRIES
         with os.scandir(path) as top:
-            foreign.extend(entry.name for entry in top if entry.name not in _SHARD_SET and entry.name not in MARKERS)
+            foreign.extend(entry.name for entry in top if entry.name not in own)
         for shard in SHARDS:
             shard_path = path / shard
             try:
@@ -287,7 +306,11 @@ class FsHardlinkBackend:
     @hookimpl
     def persist(self, dest_path: Path, key: uuid.UUID) -> None:
         source = self._blob_path(self.root, key)
-        if self.fsync:
+        packed = self._packed.read(key)
+        if packed is not None:  # give it a file of its own, then link that
+            _write_atomically(source, [packed], fsync=self.fsync)
+            self._packed.delete(key)
+        elif self.fsync:
             try:
                 _fsync_file(source)
             except FileNotFoundError:
@@ -337,6 +360,7 @@ class FsHardlinkBackend:
         if self._closed.is_set():
             return
         self._closed.set()
+        self._packed.close()
         os.close(self._claim_fd)  # releases the claim
         if self._owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -344,7 +368,7 @@ class FsHardlinkBackend:
     def _refuse_foreign_blobs(self) -> None:
         """Raise `ConfigError` (releasing the fresh claim) when the newly claimed
         area holds blobs: no store of this area wrote them."""
-        count = sum(1 for _ in self._blob_entries())
+        count = sum(1 for _ in self._blob_entries()) + _count_segment_files(self.root)
         if count:
             os.close(self._claim_fd)
             with contextlib.suppress(FileNotFoundError):
@@ -370,6 +394,7 @@ class FsHardlinkBackend:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
             removed += 1
+        removed += remove_segment_files(self.root)
         if removed:
             logger.info("%s: deleted %d blobs left by a previous store of this temporary area", self.root, removed)
 
@@ -444,7 +469,33 @@ class FsHardlinkBackend:
             self._copies += 1
 
 
-_SHARD_SET = frozenset(SHARDS)
+_LOCATION_ENTRIES = frozenset(SHARDS) | MARKERS
+_TEMPORARY_AREA_ENTRIES = _LOCATION_ENTRIES | {SEGMENTS_DIRECTORY}
+
+
+def _read_blob_file(path: str, key: uuid.UUID) -> memoryview:
+    """The blob file at `path`, read into an aligned buffer; never follows a
+    symbolic link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    except FileNotFoundError:
+        raise BlobNotFoundError(f"no blob for key {key} at {path}") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BlobNotFoundError(f"{path} is a symbolic link, which fs_hardlink never follows") from None
+        raise
+    try:
+        return read_file(fd)
+    finally:
+        os.close(fd)
+
+
+def _count_segment_files(root: Path) -> int:
+    try:
+        with os.scandir(root / SEGMENTS_DIRECTORY) as entries:
+            return sum(1 for entry in entries if entry.is_file(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
 
 
 def _kind(mode: int) -> str:

@@ -173,9 +173,7 @@ def signing_key_bytes(key: str | bytes | bytearray | None, *, option: str = "sig
     if not isinstance(key, bytes | bytearray):
         raise ConfigError(f"{option}: expected text or bytes, got {type(key).__name__}")
     if len(key) < MIN_SIGNING_KEY_BYTES:
-        raise ConfigError(
-            f"{option}: a signing key needs at least {MIN_SIGNING_KEY_BYTES} bytes, got {len(key)}"
-        )
+        raise ConfigError(f"{option}: a signing key needs at least {MIN_SIGNING_KEY_BYTES} bytes, got {len(key)}")
     return bytes(key)
 
 
@@ -295,8 +293,7 @@ def verify_payload(
             )
     if _checksum(header.covered, key_bytes, (view,)) != header.checksum:
         raise CorruptBlobError(
-            f"{source}: checksum mismatch: the blob's bytes changed after it was written, "
-            "or it is another key's blob"
+            f"{source}: checksum mismatch: the blob's bytes changed after it was written, or it is another key's blob"
         )
 
 

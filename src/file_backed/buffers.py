@@ -24,7 +24,16 @@ from typing import Any
 
 from file_backed.codecs.base import ALIGNMENT
 
-__all__ = ["ALIGNMENT", "Allocation", "LoadBuffers", "allocate", "collecting", "copy_of", "new_allocation", "sole_owner"]
+__all__ = [
+    "ALIGNMENT",
+    "Allocation",
+    "LoadBuffers",
+    "allocate",
+    "collecting",
+    "copy_of",
+    "new_allocation",
+    "sole_owner",
+]
 
 #: Buffers at least this large are uninitialised numpy memory when numpy is loaded
 #: (no zero-filling pass).

@@ -59,6 +59,7 @@ PositiveInt = NewType("PositiveInt", int)
 #: A number of bytes of at least 1, given as an int or as text with a unit.
 ByteSize = NewType("ByteSize", int)
 
+
 def _positive(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer, got {type(value).__name__} {value!r}")
@@ -304,9 +305,7 @@ def _check_installed(config: FileBackedConfig) -> list[str]:
     problems = _check_name("backend", BACKENDS_GROUP, config.backend, "$.backend")
     if not problems:
         load_problems, factory = _check_loads("backend", lambda: get_backend(config.backend), "$.backend")
-        problems += load_problems or _check_options(
-            f"backend {config.backend!r}", factory, config.options, "$.options"
-        )
+        problems += load_problems or _check_options(f"backend {config.backend!r}", factory, config.options, "$.options")
     codec_problems = _check_name("codec", CODECS_GROUP, config.codec, "$.codec")
     if not codec_problems:
         codec_problems, codec = _check_loads("codec", lambda: get_codec(config.codec), "$.codec")

@@ -343,4 +343,3 @@ class _Acquire(Coroutine[Any, Any, G]):
 def _release_guard(guard: _Guard[Any] | None) -> None:
     if guard is not None:
         guard.release()
-

@@ -173,9 +173,7 @@ class FBDict(MutableMapping[K, V], Generic[K, V]):
             return entry
         handle = self._pool.register(entry.tracked, entry.key)
         if handle is None:
-            raise BlobNotFoundError(
-                f"the value of {key!r} (blob {entry.key}) is no longer at {entry.tracked.location}"
-            )
+            raise BlobNotFoundError(f"the value of {key!r} (blob {entry.key}) is no longer at {entry.tracked.location}")
         with self._lock:
             if self._entries.get(key) is entry:
                 self._entries[key] = handle

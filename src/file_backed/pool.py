@@ -408,7 +408,7 @@ class FBPool(Generic[T]):
             item._writing = True
             key, value = item._key, item._value
         try:
-            token, written = self.store.store_blob(key, value)
+            token, written = self.store.store_blob(key, value, spill=True)
         except Exception as error:  # noqa: BLE001 - the item stays; reported through stats and the log
             logger.warning("could not evict %s: %r; it stays in memory", key, error)
             with self._lock:
@@ -641,7 +641,7 @@ class FBPool(Generic[T]):
             if background and ref() is None:
                 token, written = None, None  # the handle is gone: nothing to keep
             else:
-                token, written = self.store.store_blob(key, value)
+                token, written = self.store.store_blob(key, value, spill=background)
         except BaseException as error:
             with self._lock:
                 if background:

@@ -218,9 +218,7 @@ def save_collection(
     names = [entry_name for entry_name, _value in entries]
     for entry_name in names:
         if not isinstance(entry_name, str):
-            raise TypeError(
-                f"the names of a saved collection are str; {entry_name!r} is a {type(entry_name).__name__}"
-            )
+            raise TypeError(f"the names of a saved collection are str; {entry_name!r} is a {type(entry_name).__name__}")
     handles = [value for _name, value in entries if isinstance(value, Fb)]
     for handle in handles:
         if handle.pool.store is not store:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any, Self, TypeVar
 
 import pluggy
 
-from file_backed import forking, hookspecs
+from file_backed import forking, hookspecs, spilling
 from file_backed.blob import bound_to, signing_key_bytes
 from file_backed.errors import (
     BackgroundTaskError,
@@ -34,6 +35,7 @@ logger = logging.getLogger("file_backed")
 R = TypeVar("R")
 
 _KEY_LOCKS = 64
+_NOT_SPILLING = contextlib.nullcontext()
 
 
 def _default_workers() -> int:
@@ -285,9 +287,7 @@ class BackingStore:
 
         await asyncio.to_thread(self.finished, timeout)
 
-    async def call(
-        self, fn: Callable[..., R], *args: Any, on_abandon: Callable[[R], object] | None = None
-    ) -> R:
+    async def call(self, fn: Callable[..., R], *args: Any, on_abandon: Callable[[R], object] | None = None) -> R:
         """Run ``fn(*args)`` on the store's call threads and await its result.
 
         If the awaiting coroutine is cancelled after `fn` started, `fn` still
@@ -321,15 +321,16 @@ class BackingStore:
         """Like `spawn`, but safe to call from a finalizer; ignored once closed."""
         self._workers.defer(fn, *args)
 
-    def store_blob(self, key: uuid.UUID, data: object) -> tuple[Token, int | None]:
-        """Write `data` under the new key `key`; returns its token and the bytes written."""
+    def store_blob(self, key: uuid.UUID, data: object, *, spill: bool = False) -> tuple[Token, int | None]:
+        """Write `data` under the new key `key`; returns its token and the bytes
+        written. `spill`: the write evicts the value (see `file_backed.spilling`)."""
         self._check_open()
         with self._key_lock(key):
             with self._lock:
                 if key in self._use_counts:
                     raise RuntimeError(f"a blob for key {key} already exists")
             try:
-                with bound_to(key, self._signing_key):
+                with bound_to(key, self._signing_key), spilling.spill() if spill else _NOT_SPILLING:
                     written = self._store_hook(key=key, data=data)
             except FileBackedError:
                 raise

@@ -141,9 +141,7 @@ class Workers:
 
     def _start_locked(self) -> None:
         while len(self._threads) < self.count:
-            thread = threading.Thread(
-                target=self._run, name=f"{self._name}-worker-{len(self._threads)}", daemon=True
-            )
+            thread = threading.Thread(target=self._run, name=f"{self._name}-worker-{len(self._threads)}", daemon=True)
             self._threads.append(thread)
             thread.start()
 

@@ -25,9 +25,7 @@ def stray_files(location: Path) -> list[Path]:
     """Every regular file under `location` (blobs and anything else) but the
     markers by which stores claim their locations."""
     return sorted(
-        path
-        for path in location.rglob("*")
-        if path.is_file() and not path.is_symlink() and path.name not in MARKERS
+        path for path in location.rglob("*") if path.is_file() and not path.is_symlink() and path.name not in MARKERS
     )
 
 

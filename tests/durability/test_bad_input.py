@@ -415,7 +415,12 @@ CASES = [
     Case("persist-after-close", lambda w: w.closed().sentinel.persist(w.tracked), fb.StoreClosedError, "closed"),
     Case("fsync-after-close", lambda w: w.closed().store.fsync(w.tracked), fb.StoreClosedError, "closed"),
     Case("register-after-close", lambda w: w.closed().pool.register(w.tracked, w.key), fb.StoreClosedError, "closed"),
-    Case("delete-after-close", lambda w: w.closed().store.delete_persisted(w.tracked, w.key), fb.StoreClosedError, "closed"),
+    Case(
+        "delete-after-close",
+        lambda w: w.closed().store.delete_persisted(w.tracked, w.key),
+        fb.StoreClosedError,
+        "closed",
+    ),
     # persisted locations never tracked
     Case("persist-to-plain-path", lambda w: w.sentinel.persist(str(w.location)), TypeError, "track_path"),
     Case("persist-to-pathlib", lambda w: w.sentinel.persist(w.location), TypeError, "track_path"),

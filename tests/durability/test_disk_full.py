@@ -13,6 +13,7 @@ import pytest
 import file_backed as fb
 from file_backed.blob import decode_blob
 from file_backed.codecs.bytes_codec import BytesCodec
+from file_backed.segments import SEGMENTS_DIRECTORY
 
 from .conftest import Mount, stray_files
 
@@ -25,9 +26,15 @@ def value(index: int) -> bytes:
     return index.to_bytes(4, "little") * (VALUE_BYTES // 4)
 
 
-def only_whole_blobs(directory: Path) -> list[Path]:
-    """Every file under `directory` is a whole blob under a final name; returns them."""
-    files = stray_files(directory)
+def only_whole_blobs(directory: Path, store: fb.BackingStore | None = None) -> list[Path]:
+    """Every file under `directory` is a whole blob under a final name, and the
+    segment files of `store`'s temporary area (at `directory`) hold exactly the
+    bytes of the blobs written to them; returns the blob files."""
+    files = [path for path in stray_files(directory) if path.parent.name != SEGMENTS_DIRECTORY]
+    if store is not None:
+        segment_files = list((directory / SEGMENTS_DIRECTORY).iterdir())
+        segments = store.backend.segments  # type: ignore[attr-defined]
+        assert sum(path.stat().st_size for path in segment_files) == segments.file_bytes, "a failed write left bytes"
     codec = BytesCodec()
     for path in files:
         assert not path.name.endswith(".tmp"), f"a failed write left {path}"
@@ -57,7 +64,7 @@ def test_full_temporary_area_keeps_items_in_memory(mount_tmpfs: Mount) -> None:
         stats = pool.stats
         assert stats.eviction_failures >= len(failures) > 0
         assert stats.items > pool.max_items, "items whose write failed must stay in memory"
-        only_whole_blobs(area)
+        only_whole_blobs(area, store)
 
         for index, handle in enumerate(handles):
             assert handle.get() == value(index), f"value {index} changed"
@@ -67,7 +74,7 @@ def test_full_temporary_area_keeps_items_in_memory(mount_tmpfs: Mount) -> None:
             for handle in handles:  # some are in memory only; writing them now fails loudly
                 handle.write_now()
         assert full.value.errno == errno.ENOSPC
-        only_whole_blobs(area)
+        only_whole_blobs(area, store)
         for index, handle in enumerate(handles):
             assert handle.get() == value(index), f"value {index} changed after a failed write_now"
 

@@ -63,9 +63,7 @@ def test_verify_checks_an_s3_url_and_reports_a_changed_object(
     assert f"CORRUPT {keys[0]}" in result.stdout and "1 corrupt" in result.stdout
 
 
-def test_storage_options_come_from_the_environment_too(
-    bucket: str, s3_options: dict[str, Any], tmp_path: Path
-) -> None:
+def test_storage_options_come_from_the_environment_too(bucket: str, s3_options: dict[str, Any], tmp_path: Path) -> None:
     persist_to_s3(bucket, s3_options, [b"x"])
     result = subprocess.run(
         [sys.executable, "-m", "file_backed", "verify", f"s3://{bucket}/persisted"],

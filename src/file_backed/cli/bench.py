@@ -26,7 +26,19 @@ SUITE = "file_backed_benchmarks"
 #: works without importing numpy and the peers). ``dask`` and ``s3`` run only
 #: when named.
 WORKLOAD_NAMES = (
-    "hit", "floor", "persist", "threads", "memory", "w4", "aload", "w3", "w2", "w1", "scale", "dask", "s3",
+    "hit",
+    "floor",
+    "persist",
+    "threads",
+    "memory",
+    "w4",
+    "aload",
+    "w3",
+    "w2",
+    "w1",
+    "scale",
+    "dask",
+    "s3",
 )
 
 

@@ -34,12 +34,18 @@ def _digest(value: bytes | bytearray) -> int:
 
 
 @click.command()
-@click.option("--items", default=400, type=click.IntRange(min=1), show_default=True, help="Items flowing through the pool.")
-@click.option("--item-kib", default=256, type=click.IntRange(min=1), show_default=True, help="Size of each item in KiB.")
+@click.option(
+    "--items", default=400, type=click.IntRange(min=1), show_default=True, help="Items flowing through the pool."
+)
+@click.option(
+    "--item-kib", default=256, type=click.IntRange(min=1), show_default=True, help="Size of each item in KiB."
+)
 @click.option(
     "--pool-items", default=40, type=click.IntRange(min=1), show_default=True, help="Items the pool keeps in memory."
 )
-@click.option("--reads", default=2000, type=click.IntRange(min=0), show_default=True, help="Random reads after the inserts.")
+@click.option(
+    "--reads", default=2000, type=click.IntRange(min=0), show_default=True, help="Random reads after the inserts."
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the read order.")
 @click.option("--fsync/--no-fsync", default=True, show_default=True, help="fs_hardlink's fsync option.")
 def demo(items: int, item_kib: int, pool_items: int, reads: int, seed: int, fsync: bool) -> None:
@@ -129,7 +135,10 @@ def _summary(
     for label, value in stats_rows(stats):
         table.add_row(label, value)
     table.add_row("persisted, restored", f"{persisted}, {restored} registered in a new store and checked")
-    table.add_row("time", f"{elapsed:.2f} s ({(stats.bytes_stored + stats.bytes_loaded) / MiB / elapsed:.0f} MiB/s through the store)")
+    table.add_row(
+        "time",
+        f"{elapsed:.2f} s ({(stats.bytes_stored + stats.bytes_loaded) / MiB / elapsed:.0f} MiB/s through the store)",
+    )
     console.print(table)
     if restored != persisted:
         raise click.ClickException(f"only {restored} of {persisted} persisted items came back intact")

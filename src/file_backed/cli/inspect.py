@@ -51,9 +51,7 @@ def check_blob(location: LocalLocation | RemoteLocation, blob: BlobFile, signing
     return None
 
 
-def read_manifest_file(
-    location: LocalLocation | RemoteLocation, blob: BlobFile, codec_name: str
-) -> Manifest | None:
+def read_manifest_file(location: LocalLocation | RemoteLocation, blob: BlobFile, codec_name: str) -> Manifest | None:
     """The saved-collection manifest in `blob`, or None when it is none or cannot
     be decoded (a damaged or partial generation, a codec not installed)."""
     if kind_of(blob.key) != KIND_MANIFEST:

@@ -40,7 +40,9 @@ class NumpyCodec(Codec):
         stream = io.BytesIO(data)
         try:
             version = np.lib.format.read_magic(stream)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
             shape, fortran, dtype = read_header(stream)
         except (ValueError, SyntaxError) as error:
             raise ValueError(f"invalid .npy payload: {error}") from error

@@ -1,0 +1,375 @@
+"""Small blobs of a private temporary area packed into append-only segment files.
+
+Writing a file per blob costs an ``open`` (and a rename) per write and an
+``open`` per read, which for blobs of a few KiB costs more than the data. A
+`SegmentFiles` keeps such blobs in a few large files instead: a write appends
+the blob at the end of the current segment with one ``pwritev``, a read is one
+``preadv`` into an aligned buffer from `file_backed.buffers.allocate`.
+
+Only a temporary area that one store owns may use it: the index (key →
+segment, offset, length) lives in this object's memory, so the blobs are
+readable by this object only, and a crash leaves segment files that the next
+owner of the area deletes (`SEGMENTS_DIRECTORY` holds nothing else). Deleting a
+blob marks its bytes dead; a segment whose bytes are all dead is removed, and
+a full segment with more than half its bytes dead is compacted (its live blobs
+are appended to the current segment) by the `delete` that crosses that line,
+so the files hold at most about twice the live bytes plus one segment.
+
+Notes on thread safety: every method may be called from any thread. The index
+and the segments' accounting are guarded by one lock, never held across I/O;
+writes to one segment reserve disjoint ranges before they write, and a segment
+file stays open while a read of it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import functools
+import logging
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from file_backed.buffers import allocate
+from file_backed.codecs.base import Buffer
+from file_backed.errors import BlobNotFoundError
+
+__all__ = ["SEGMENTS_DIRECTORY", "SegmentFiles"]
+
+#: The directory of a temporary area that holds its segment files.
+SEGMENTS_DIRECTORY = "segments"
+#: A segment is closed to new blobs once it holds this many bytes.
+DEFAULT_SEGMENT_BYTES = 32 * 1024 * 1024
+
+#: The current segment is compacted (and a new one started) once it is more than
+#: half dead and at least this large.
+_COMPACT_ACTIVE_FROM = 1024 * 1024
+#: A deleted blob at least this large gives its disk blocks back at once.
+_PUNCH_FROM = 8192
+_IOV_MAX = 1024
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_BLOCK = 4096
+logger = logging.getLogger("file_backed")
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class _Segment:
+    """One segment file and its accounting (guarded by the owner's lock)."""
+
+    __slots__ = ("blobs", "compacting", "dead", "end", "fd", "path", "retired", "users")
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.end = 0  # bytes reserved so far; the next blob goes here
+        self.dead = 0  # bytes of deleted (or failed) blobs
+        self.blobs: dict[uuid.UUID, tuple[int, int]] = {}  # key -> (offset, length)
+        self.users = 0  # reads and writes running on `fd`
+        self.compacting = False
+        self.retired = False  # unlinked; `fd` closes when the last user is done
+
+
+class SegmentFiles:
+    """The packed blobs of one temporary area, in ``<root>/segments``.
+
+    `root` must be a directory that only the calling store uses (a claimed
+    temporary area); ``<root>/segments`` is created, and anything in it is
+    deleted first (a previous owner's segments: nothing can read them).
+    """
+
+    def __init__(self, root: Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+        self.directory = root / SEGMENTS_DIRECTORY
+        self.segment_bytes = segment_bytes
+        self._lock = threading.Lock()
+        self._index: dict[uuid.UUID, _Segment] = {}
+        self._active: _Segment | None = None
+        self._segments: list[_Segment] = []
+        self._serial = 0
+        self._closed = False
+        self.directory.mkdir(exist_ok=True)
+        remove_segment_files(root)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def file_count(self) -> int:
+        """The segment files that exist now."""
+        with self._lock:
+            return sum(1 for segment in self._segments if not segment.retired)
+
+    @property
+    def file_bytes(self) -> int:
+        """The bytes the segment files take (live and dead blobs)."""
+        with self._lock:
+            return sum(segment.end for segment in self._segments if not segment.retired)
+
+    def put(self, key: uuid.UUID, buffers: Sequence[Buffer], size: int) -> None:
+        """Append the blob of `key` (`buffers`, `size` bytes in all). Readable by
+        `read` once this returns; on failure nothing is recorded and the
+        exception propagates."""
+        with self._lock:
+            segment, offset = self._reserve_locked(size)
+        try:
+            self._check_linked(segment)
+            _pwrite_all(segment.fd, buffers, offset)
+        except BaseException:
+            with self._lock:
+                self._abandon_locked(segment, offset, size)
+            raise
+        with self._lock:
+            if not self._closed:
+                segment.blobs[key] = (offset, size)
+                self._index[key] = segment
+            self._release_locked(segment)
+
+    def size(self, key: uuid.UUID) -> int | None:
+        """The length of `key`'s blob, None when it is not packed here."""
+        with self._lock:
+            segment = self._index.get(key)
+            return None if segment is None else segment.blobs[key][1]
+
+    def read(self, key: uuid.UUID) -> memoryview | None:
+        """`key`'s blob in a buffer from `file_backed.buffers.allocate`, or None
+        when it is not packed here. Raises `EOFError` when the segment file was
+        cut short."""
+        with self._lock:
+            segment = self._index.get(key)
+            if segment is None:
+                return None
+            offset, size = segment.blobs[key]
+            segment.users += 1
+        try:
+            self._check_linked(segment)
+            return _pread_exactly(segment.fd, allocate(size), offset)
+        except FileNotFoundError as error:
+            raise BlobNotFoundError(f"no blob for key {key}: {error}") from None
+        finally:
+            with self._lock:
+                self._release_locked(segment)
+
+    def delete(self, key: uuid.UUID) -> bool:
+        """Forget `key`'s blob; False when it was not packed here. Removes a
+        segment left without live blobs, and compacts a full one that is more
+        than half dead (on this thread)."""
+        with self._lock:
+            segment = self._index.pop(key, None)
+            if segment is None:
+                return False
+            offset, size = segment.blobs.pop(key)
+            segment.dead += size
+            compact = not segment.compacting and segment.blobs and 2 * segment.dead > segment.end
+            if compact and segment is self._active:
+                compact = segment.end >= _COMPACT_ACTIVE_FROM
+                if compact:
+                    self._active = None  # full enough: the next write starts a new segment
+            if compact:
+                segment.compacting = True
+            else:
+                self._maybe_retire_locked(segment)
+            punch = size >= _PUNCH_FROM and not segment.retired
+            if punch:
+                segment.users += 1
+        if punch:
+            try:
+                punch_hole(segment.fd, offset, size)
+            finally:
+                with self._lock:
+                    self._release_locked(segment)
+        if compact:
+            try:
+                self._compact(segment)
+            except OSError as error:  # the deletion itself is done; the space is reclaimed later
+                logger.warning("%s: could not compact %s: %r", self.directory, segment.path.name, error)
+        return True
+
+    def close(self) -> None:
+        """Forget every blob and remove the segment files."""
+        with self._lock:
+            self._closed = True
+            self._index.clear()
+            segments, self._segments, self._active = self._segments, [], None
+            for segment in segments:
+                segment.blobs.clear()
+                self._retire_locked(segment)
+
+    def _check_linked(self, segment: _Segment) -> None:
+        """Raise `FileNotFoundError` when something else removed `segment`'s file
+        (the temporary area was deleted under its store): its blobs are gone."""
+        if os.fstat(segment.fd).st_nlink == 0:
+            with self._lock:
+                if segment is self._active:
+                    self._active = None
+            raise FileNotFoundError(errno.ENOENT, "the segment file was removed", str(segment.path))
+
+    def _reserve_locked(self, size: int) -> tuple[_Segment, int]:
+        segment = self._active
+        if segment is None or (segment.end and segment.end + size > self.segment_bytes):
+            if segment is not None:
+                self._active = None
+                self._maybe_retire_locked(segment)
+            segment = self._active = self._new_segment_locked()
+        offset = segment.end
+        segment.end += size
+        segment.users += 1
+        return segment, offset
+
+    def _new_segment_locked(self) -> _Segment:
+        if self._closed:
+            raise FileNotFoundError(f"{self.directory}: the segment files were closed")
+        self._serial += 1
+        path = self.directory / f"{self._serial:08d}.seg"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
+        segment = _Segment(path, fd)
+        self._segments.append(segment)
+        return segment
+
+    def _abandon_locked(self, segment: _Segment, offset: int, size: int) -> None:
+        """A write of `size` bytes at `offset` failed: give its range back (cut
+        the file there when it is the last one reserved), else count it dead."""
+        if segment.end == offset + size and not segment.retired:
+            segment.end = offset
+            with contextlib.suppress(OSError):
+                os.ftruncate(segment.fd, offset)
+        else:
+            segment.dead += size
+        self._maybe_retire_locked(segment)
+        self._release_locked(segment)
+
+    def _maybe_retire_locked(self, segment: _Segment) -> None:
+        """Remove `segment` once no blob lives in it and no write to it runs (the
+        current segment too: the next write starts a new one)."""
+        if not segment.blobs and segment.dead >= segment.end:
+            if segment is self._active:
+                self._active = None
+            self._retire_locked(segment)
+            with contextlib.suppress(ValueError):
+                self._segments.remove(segment)
+
+    @staticmethod
+    def _retire_locked(segment: _Segment) -> None:
+        if segment.retired:
+            return
+        segment.retired = True
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(segment.path)
+        if not segment.users:
+            os.close(segment.fd)
+
+    @staticmethod
+    def _release_locked(segment: _Segment) -> None:
+        """A read or write of `segment` is done: close a retired segment's file
+        after its last user."""
+        segment.users -= 1
+        if segment.retired and not segment.users:
+            os.close(segment.fd)
+
+    def _compact(self, segment: _Segment) -> None:
+        """Move the live blobs of `segment` to the current segment, then remove it."""
+        with self._lock:
+            moving = list(segment.blobs.items())
+            segment.users += 1
+        try:
+            for key, (offset, size) in moving:
+                data = _pread_exactly(segment.fd, memoryview(bytearray(size)), offset)
+                with self._lock:
+                    if segment.blobs.get(key) != (offset, size):
+                        continue  # deleted meanwhile
+                    target, target_offset = self._reserve_locked(size)
+                try:
+                    _pwrite_all(target.fd, [data], target_offset)
+                except BaseException:
+                    with self._lock:
+                        self._abandon_locked(target, target_offset, size)
+                    raise
+                with self._lock:
+                    if segment.blobs.get(key) == (offset, size) and self._index.get(key) is segment:
+                        del segment.blobs[key]
+                        segment.dead += size
+                        target.blobs[key] = (target_offset, size)
+                        self._index[key] = target
+                    else:
+                        target.dead += size
+                    self._release_locked(target)
+        finally:
+            with self._lock:
+                segment.compacting = False
+                self._maybe_retire_locked(segment)
+                self._release_locked(segment)
+
+
+def remove_segment_files(root: Path) -> int:
+    """Delete the segment files in ``<root>/segments`` (a crashed owner's);
+    returns how many there were. Never follows a symbolic link."""
+    directory = root / SEGMENTS_DIRECTORY
+    removed = 0
+    try:
+        entries = os.scandir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    with entries:
+        for entry in entries:
+            if entry.name.endswith(".seg") and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def punch_hole(fd: int, offset: int, size: int) -> None:
+    """Give the whole filesystem blocks within ``[offset, offset + size)`` of the
+    file `fd` back to the filesystem (Linux ``fallocate`` with
+    ``FALLOC_FL_PUNCH_HOLE``); the range reads as zeros afterwards. Does
+    nothing where that is unsupported."""
+    call = _libc_fallocate()
+    start = -(-offset // _BLOCK) * _BLOCK
+    end = (offset + size) // _BLOCK * _BLOCK
+    if call is None or end <= start:
+        return
+    call(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, ctypes.c_int64(start), ctypes.c_int64(end - start))
+
+
+@functools.cache
+def _libc_fallocate() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    call.restype = ctypes.c_int
+    return call
+
+
+def _pwrite_all(fd: int, buffers: Sequence[Buffer], offset: int) -> None:
+    views = [view for view in (memoryview(buffer).cast("B") for buffer in buffers) if view.nbytes]
+    while views:
+        written = os.pwritev(fd, views[:_IOV_MAX], offset)
+        offset += written
+        while views and written >= views[0].nbytes:
+            written -= views[0].nbytes
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
+
+
+def _pread_exactly(fd: int, buffer: memoryview, offset: int) -> memoryview:
+    filled = 0
+    size = buffer.nbytes
+    while filled < size:
+        count = os.preadv(fd, [buffer[filled:]], offset + filled)
+        if not count:
+            raise EOFError(f"segment file ends {size - filled} bytes early")
+        filled += count
+    return buffer
