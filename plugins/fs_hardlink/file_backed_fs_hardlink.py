@@ -103,10 +103,16 @@ class FsHardlinkBackend:
         How many persists and registers copied a blob because a hard link was
         impossible (the two directories are on different filesystems).
 
+    cheap_writes_up_to:
+        `PACKED_UP_TO`: a store evicting values whose blobs average no more
+        writes them on the evicting thread (see `BackingStore`).
+
     Notes on thread safety: every hook may be called from any thread; blobs
     are immutable once renamed into place, and the counters and the set of
     directories awaiting a sync are guarded by a lock.
     """
+
+    cheap_writes_up_to = PACKED_UP_TO
 
     def __init__(
         self,

@@ -35,10 +35,6 @@ _ItemRef: TypeAlias = "weakref.ref[Fb[Any]]"  # the LRU's entries
 _REUSE_FROM = 64 * 1024
 #: Without a byte budget, at most this many buffers are kept for reuse.
 _REUSE_COUNT = 4
-#: `insert` writes the values it evicts itself, instead of leaving them to the
-#: store's threads, while the pool's blobs average fewer bytes than this: for
-#: small blobs the hand-over between threads costs more than the write.
-_WRITE_INLINE_BELOW = 32 * 1024
 
 
 @attrs.frozen
@@ -294,7 +290,7 @@ class FBPool(Generic[T]):
         thread evicting an item writes it itself (handing it to a worker thread
         would cost more than the write)."""
         mean = self._mean_written
-        return mean is not None and mean < _WRITE_INLINE_BELOW
+        return mean is not None and mean <= self.store.cheap_writes_up_to
 
     @contextlib.contextmanager
     def _writes_here_locked(self, inline: bool) -> Iterator[list[tuple[Any, ...]]]:

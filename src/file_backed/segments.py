@@ -10,10 +10,13 @@ Only a temporary area that one store owns may use it: the index (key →
 segment, offset, length) lives in this object's memory, so the blobs are
 readable by this object only, and a crash leaves segment files that the next
 owner of the area deletes (`SEGMENTS_DIRECTORY` holds nothing else). Deleting a
-blob marks its bytes dead; a segment whose bytes are all dead is removed, and
-a full segment with more than half its bytes dead is compacted (its live blobs
-are appended to the current segment) by the `delete` that crosses that line,
-so the files hold at most about twice the live bytes plus one segment.
+blob marks its bytes dead and gives the whole filesystem blocks it spans back
+at once (hole punching, Linux); a segment whose bytes are all dead is removed,
+and a segment with more than half its bytes dead is compacted (its live blobs
+are appended to the current segment) by the `delete` that crosses that line
+(the current segment once it holds 1 MiB), so the files hold at most about
+twice the live bytes plus 1 MiB. Every segment file stays open while it holds
+blobs: one file descriptor per `DEFAULT_SEGMENT_BYTES` of packed blobs.
 
 Notes on thread safety: every method may be called from any thread. The index
 and the segments' accounting are guarded by one lock, never held across I/O;
@@ -45,7 +48,7 @@ __all__ = ["SEGMENTS_DIRECTORY", "SegmentFiles"]
 #: The directory of a temporary area that holds its segment files.
 SEGMENTS_DIRECTORY = "segments"
 #: A segment is closed to new blobs once it holds this many bytes.
-DEFAULT_SEGMENT_BYTES = 32 * 1024 * 1024
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 
 #: The current segment is compacted (and a new one started) once it is more than
 #: half dead and at least this large.

@@ -36,6 +36,8 @@ R = TypeVar("R")
 
 _KEY_LOCKS = 64
 _NOT_SPILLING = contextlib.nullcontext()
+#: `BackingStore.cheap_writes_up_to` of a backend that does not say.
+DEFAULT_CHEAP_WRITES_UP_TO = 32 * 1024
 
 
 def _default_workers() -> int:
@@ -129,6 +131,15 @@ class BackingStore:
         bound to its key) and must carry a valid signature to load, unless the
         backend passes a signing key of its own.
 
+    Attributes
+    ----------
+    cheap_writes_up_to:
+        Blobs up to this many bytes cost the backend less to write than handing
+        the write to a worker thread does, so a pool whose blobs average less
+        writes its evictions on the thread that evicts. A backend says so with
+        an int attribute of the same name (fs_hardlink: the size up to which it
+        packs evicted values into segment files); default 32 KiB.
+
     Notes on thread safety: every method may be called from any thread, except
     that `finished` and `close` must not be called from a background task.
     """
@@ -161,6 +172,7 @@ class BackingStore:
         self._store_hook = _HotHook(self._pm, "store")
         self._load_hook = _HotHook(self._pm, "load")
         self._signing_key = signing_key_bytes(signing_key)
+        self.cheap_writes_up_to = _cheap_writes_up_to(backend)
         count = workers if workers is not None else _default_workers()
         self._workers = Workers(count, on_error=on_error)
         self._calls: concurrent.futures.ThreadPoolExecutor | None = None
@@ -521,3 +533,10 @@ def _abandon(workers: Workers, hook: Any, epoch: int) -> None:
 def _hand_over(done: concurrent.futures.Future[R], receiver: Callable[[R], object]) -> None:
     if not done.cancelled() and done.exception() is None:
         receiver(done.result())
+
+
+def _cheap_writes_up_to(backend: object) -> int:
+    value = getattr(backend, "cheap_writes_up_to", DEFAULT_CHEAP_WRITES_UP_TO)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"backend {backend!r}: cheap_writes_up_to must be a non-negative int, got {value!r}")
+    return value

@@ -88,6 +88,9 @@ class Workers:
         try:
             fn(*args)
         except Exception as error:  # noqa: BLE001 - kept and re-raised by the store
+            # The tracebacks reach the caller's frames (through each frame's
+            # f_back), whose locals would stay alive as long as the error is kept.
+            _drop_tracebacks(error)
             self._failed(fn, error)
             del error
 
@@ -179,3 +182,13 @@ class Workers:
                 self._outstanding -= 1
                 if self._outstanding == 0:
                     self._idle.notify_all()
+
+
+def _drop_tracebacks(error: BaseException) -> None:
+    """Detach the tracebacks of `error` and of the exceptions it chains."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
