@@ -3,6 +3,7 @@ segment files of a private temporary area."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -192,9 +193,89 @@ def test_blobs_deleted_during_compaction_stay_deleted(tmp_path: Path) -> None:
         assert segment_files(tmp_path) == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="read checks st_nlink of the segment it found in the index; when a compaction on another thread "
+    "moves the blob and removes that segment in between, the read raises BlobNotFoundError for a live blob",
+)
+@pytest.mark.timeout(30)
+def test_a_read_during_the_compaction_of_its_segment_finds_the_blob(tmp_path: Path) -> None:
+    segments = SegmentFiles(tmp_path, segment_bytes=SMALL_SEGMENT)
+    for _ in range(300):
+        kept = uuid.uuid4()
+        put(segments, kept, blob(10))
+        others = [uuid.uuid4() for _ in range(8)]
+        for key in others:
+            put(segments, key, blob(400))
+        put(segments, uuid.uuid4(), blob(SMALL_SEGMENT))  # seals the segment of `kept`
+        stop = threading.Event()
+        failures: list[BlobNotFoundError] = []
+
+        def read_until_stopped(
+            kept: uuid.UUID = kept, stop: threading.Event = stop, failures: list[BlobNotFoundError] = failures
+        ) -> None:
+            while not stop.is_set():
+                try:
+                    assert read(segments, kept) == blob(10)
+                except BlobNotFoundError as error:
+                    failures.append(error)
+                    return
+
+        reader = threading.Thread(target=read_until_stopped)
+        reader.start()
+        for key in others:  # the fifth compacts the segment: `kept` moves
+            segments.delete(key)
+        stop.set()
+        reader.join(timeout=10)
+        assert failures == []
+        for key in list(segments._index):
+            segments.delete(key)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="delete decides to compact a segment, then releases the lock; when another thread deletes its last "
+    "blobs meanwhile the segment is retired and its fd closed, and _compact's final _release_locked closes "
+    "that fd number again (EBADF, logged as 'could not compact', or another file's descriptor once reused)",
+)
+@pytest.mark.timeout(30)
+def test_a_compaction_whose_blobs_are_deleted_meanwhile_closes_its_file_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="file_backed")
+    segments = SegmentFiles(tmp_path, segment_bytes=64 * 1024)
+    for _ in range(200):
+        large = uuid.uuid4()
+        put(segments, large, blob(40000))
+        small = [uuid.uuid4() for _ in range(20)]
+        for key in small:
+            put(segments, key, blob(100))
+        put(segments, uuid.uuid4(), blob(30000))  # seals the segment
+        start = threading.Barrier(2)
+
+        def delete_small(small: list[uuid.UUID] = small, start: threading.Barrier = start) -> None:
+            start.wait(timeout=10)
+            for key in small:
+                segments.delete(key)
+
+        other = threading.Thread(target=delete_small)
+        other.start()
+        start.wait(timeout=10)
+        segments.delete(large)  # more than half dead: compacts, after punching the large blob out
+        other.join(timeout=10)
+        assert "could not compact" not in caplog.text
+        for key in list(segments._index):
+            segments.delete(key)
+
+
 # -- concurrency ---------------------------------------------------------------------------------
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="fails in some runs through the races that the two strict tests above pin down (a read during a "
+    "compaction; a file descriptor closed twice), and a zero-size put whose segment loses its last blob",
+)
 @pytest.mark.timeout(60)
 def test_threads_putting_reading_and_deleting_their_own_keys_see_their_own_bytes(tmp_path: Path) -> None:
     segments = SegmentFiles(tmp_path, segment_bytes=16 * 1024)
