@@ -5,9 +5,11 @@ once, background errors are capped and observable, write errors are
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import shutil
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -108,3 +110,22 @@ def test_a_temporary_area_removed_under_a_running_store_gives_typed_errors(tmp_p
         with pytest.raises(fb.BlobNotFoundError):
             evicted[0].get()
         assert later[-1].get() == bytes(100)
+
+
+def test_failed_writes_on_the_inserting_thread_keep_no_handle_alive(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool: fb.FBPool[bytes] = fb.FBPool(store, max_items=2)
+    handles = [pool.insert(bytes(100)) for _ in range(4)]  # small blobs: later evictions are written inline
+    store.finished()
+    backend.fail_stores = OSError(errno.EIO, "Input/output error")
+    handles += [pool.insert(bytes(100)) for _ in range(4)]
+    with pytest.raises(fb.BackgroundTaskError) as failed:
+        store.finished()
+    backend.fail_stores = None
+    kept_errors = failed.value.exceptions  # kept, as a caller keeps what finished raised
+    alive = [weakref.ref(handle) for handle in handles]
+    del handles, failed
+    gc.collect()
+    assert len(kept_errors) >= 1
+    assert [ref for ref in alive if ref() is not None] == [], "a kept error pinned handles (and their blobs)"

@@ -130,12 +130,6 @@ TestSegmentFilesMatchDict.settings = settings(
 # -- space ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a sealed segment more than half dead is compacted only by a later delete of one of its blobs, "
-    "and the current segment is never compacted below 1 MiB, so with segment_bytes below 1 MiB the files "
-    "grow without bound over the live bytes",
-)
 def test_files_hold_at_most_twice_the_live_bytes_plus_one_segment_and_one_blob(segments: SegmentFiles) -> None:
     largest = SMALL_SEGMENT - 16
     live: dict[uuid.UUID, int] = {}
@@ -193,11 +187,6 @@ def test_blobs_deleted_during_compaction_stay_deleted(tmp_path: Path) -> None:
         assert segment_files(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read checks st_nlink of the segment it found in the index; when a compaction on another thread "
-    "moves the blob and removes that segment in between, the read raises BlobNotFoundError for a live blob",
-)
 @pytest.mark.timeout(30)
 def test_a_read_during_the_compaction_of_its_segment_finds_the_blob(tmp_path: Path) -> None:
     segments = SegmentFiles(tmp_path, segment_bytes=SMALL_SEGMENT)
@@ -232,12 +221,6 @@ def test_a_read_during_the_compaction_of_its_segment_finds_the_blob(tmp_path: Pa
             segments.delete(key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="delete decides to compact a segment, then releases the lock; when another thread deletes its last "
-    "blobs meanwhile the segment is retired and its fd closed, and _compact's final _release_locked closes "
-    "that fd number again (EBADF, logged as 'could not compact', or another file's descriptor once reused)",
-)
 @pytest.mark.timeout(30)
 def test_a_compaction_whose_blobs_are_deleted_meanwhile_closes_its_file_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -271,11 +254,6 @@ def test_a_compaction_whose_blobs_are_deleted_meanwhile_closes_its_file_once(
 # -- concurrency ---------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="fails in some runs through the races that the two strict tests above pin down (a read during a "
-    "compaction; a file descriptor closed twice), and a zero-size put whose segment loses its last blob",
-)
 @pytest.mark.timeout(60)
 def test_threads_putting_reading_and_deleting_their_own_keys_see_their_own_bytes(tmp_path: Path) -> None:
     segments = SegmentFiles(tmp_path, segment_bytes=16 * 1024)
@@ -437,11 +415,6 @@ def test_remove_segment_files_of_an_area_without_segments_removes_nothing(tmp_pa
     assert remove_segment_files(tmp_path) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remove_segment_files scans <root>/segments with os.scandir, which follows a symbolic link there "
-    "and deletes the *.seg files of the directory it points to",
-)
 def test_remove_segment_files_does_not_follow_a_linked_segments_directory(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

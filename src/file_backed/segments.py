@@ -32,6 +32,7 @@ import errno
 import functools
 import logging
 import os
+import stat
 import sys
 import threading
 import uuid
@@ -66,7 +67,7 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 class _Segment:
     """One segment file and its accounting (guarded by the owner's lock)."""
 
-    __slots__ = ("blobs", "compacting", "dead", "end", "fd", "path", "retired", "users")
+    __slots__ = ("blobs", "compacting", "dead", "end", "fd", "path", "retired", "users", "writing")
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
@@ -74,7 +75,8 @@ class _Segment:
         self.end = 0  # bytes reserved so far; the next blob goes here
         self.dead = 0  # bytes of deleted (or failed) blobs
         self.blobs: dict[uuid.UUID, tuple[int, int]] = {}  # key -> (offset, length)
-        self.users = 0  # reads and writes running on `fd`
+        self.users = 0  # reads, writes and compactions using `fd`
+        self.writing = 0  # writes into reserved ranges not finished yet
         self.compacting = False
         self.retired = False  # unlinked; `fd` closes when the last user is done
 
@@ -96,7 +98,16 @@ class SegmentFiles:
         self._segments: list[_Segment] = []
         self._serial = 0
         self._closed = False
-        self.directory.mkdir(exist_ok=True)
+        # Segments more than half dead when they were closed to new blobs, each
+        # marked compacting and counted as a user until compacted.
+        self._to_compact: list[_Segment] = []
+        try:
+            os.mkdir(self.directory, 0o700)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(self.directory).st_mode):
+                raise NotADirectoryError(
+                    errno.ENOTDIR, "the segments directory is not a directory (never followed)", str(self.directory)
+                ) from None
         remove_segment_files(root)
 
     def __contains__(self, key: object) -> bool:
@@ -131,10 +142,12 @@ class SegmentFiles:
                 self._abandon_locked(segment, offset, size)
             raise
         with self._lock:
+            segment.writing -= 1
             if not self._closed:
                 segment.blobs[key] = (offset, size)
                 self._index[key] = segment
             self._release_locked(segment)
+        self._compact_pending()
 
     def size(self, key: uuid.UUID) -> int | None:
         """The length of `key`'s blob, None when it is not packed here."""
@@ -178,6 +191,7 @@ class SegmentFiles:
                     self._active = None  # full enough: the next write starts a new segment
             if compact:
                 segment.compacting = True
+                segment.users += 1  # `_compact` releases it
             else:
                 self._maybe_retire_locked(segment)
             punch = size >= _PUNCH_FROM and not segment.retired
@@ -190,10 +204,8 @@ class SegmentFiles:
                 with self._lock:
                     self._release_locked(segment)
         if compact:
-            try:
-                self._compact(segment)
-            except OSError as error:  # the deletion itself is done; the space is reclaimed later
-                logger.warning("%s: could not compact %s: %r", self.directory, segment.path.name, error)
+            self._compact_reporting(segment)
+        self._compact_pending()
         return True
 
     def close(self) -> None:
@@ -208,24 +220,54 @@ class SegmentFiles:
 
     def _check_linked(self, segment: _Segment) -> None:
         """Raise `FileNotFoundError` when something else removed `segment`'s file
-        (the temporary area was deleted under its store): its blobs are gone."""
+        (the temporary area was deleted under its store): its blobs are gone. A
+        segment this object retired stays readable through its open file."""
         if os.fstat(segment.fd).st_nlink == 0:
             with self._lock:
+                if segment.retired:
+                    return
                 if segment is self._active:
                     self._active = None
             raise FileNotFoundError(errno.ENOENT, "the segment file was removed", str(segment.path))
 
     def _reserve_locked(self, size: int) -> tuple[_Segment, int]:
+        """Reserve `size` bytes at the end of the current segment (starting a new
+        one when they do not fit); the caller writes them, then releases."""
         segment = self._active
         if segment is None or (segment.end and segment.end + size > self.segment_bytes):
             if segment is not None:
                 self._active = None
-                self._maybe_retire_locked(segment)
+                self._close_to_new_blobs_locked(segment)
             segment = self._active = self._new_segment_locked()
         offset = segment.end
         segment.end += size
         segment.users += 1
+        segment.writing += 1
         return segment, offset
+
+    def _close_to_new_blobs_locked(self, segment: _Segment) -> None:
+        """`segment` takes no more blobs: remove it when nothing lives in it, queue
+        it for compaction when more than half of it is dead."""
+        self._maybe_retire_locked(segment)
+        if not segment.retired and not segment.compacting and segment.blobs and 2 * segment.dead > segment.end:
+            segment.compacting = True
+            segment.users += 1
+            self._to_compact.append(segment)
+
+    def _compact_pending(self) -> None:
+        """Compact the segments queued by `_close_to_new_blobs_locked`."""
+        while self._to_compact:
+            with self._lock:
+                if not self._to_compact:
+                    return
+                segment = self._to_compact.pop()
+            self._compact_reporting(segment)
+
+    def _compact_reporting(self, segment: _Segment) -> None:
+        try:
+            self._compact(segment)
+        except OSError as error:  # the write or delete that asked is done; the space is reclaimed later
+            logger.warning("%s: could not compact %s: %r", self.directory, segment.path.name, error)
 
     def _new_segment_locked(self) -> _Segment:
         if self._closed:
@@ -240,6 +282,7 @@ class SegmentFiles:
     def _abandon_locked(self, segment: _Segment, offset: int, size: int) -> None:
         """A write of `size` bytes at `offset` failed: give its range back (cut
         the file there when it is the last one reserved), else count it dead."""
+        segment.writing -= 1
         if segment.end == offset + size and not segment.retired:
             segment.end = offset
             with contextlib.suppress(OSError):
@@ -252,7 +295,7 @@ class SegmentFiles:
     def _maybe_retire_locked(self, segment: _Segment) -> None:
         """Remove `segment` once no blob lives in it and no write to it runs (the
         current segment too: the next write starts a new one)."""
-        if not segment.blobs and segment.dead >= segment.end:
+        if not segment.blobs and not segment.writing and segment.dead >= segment.end:
             if segment is self._active:
                 self._active = None
             self._retire_locked(segment)
@@ -278,10 +321,10 @@ class SegmentFiles:
             os.close(segment.fd)
 
     def _compact(self, segment: _Segment) -> None:
-        """Move the live blobs of `segment` to the current segment, then remove it."""
+        """Move the live blobs of `segment` (marked compacting, with a user count
+        taken for this call) to the current segment, then remove it."""
         with self._lock:
-            moving = list(segment.blobs.items())
-            segment.users += 1
+            moving = [] if segment.retired or self._closed else list(segment.blobs.items())
         try:
             for key, (offset, size) in moving:
                 data = _pread_exactly(segment.fd, memoryview(bytearray(size)), offset)
@@ -296,6 +339,7 @@ class SegmentFiles:
                         self._abandon_locked(target, target_offset, size)
                     raise
                 with self._lock:
+                    target.writing -= 1
                     if segment.blobs.get(key) == (offset, size) and self._index.get(key) is segment:
                         del segment.blobs[key]
                         segment.dead += size
@@ -303,6 +347,7 @@ class SegmentFiles:
                         self._index[key] = target
                     else:
                         target.dead += size
+                        self._maybe_retire_locked(target)
                     self._release_locked(target)
         finally:
             with self._lock:
@@ -317,6 +362,8 @@ def remove_segment_files(root: Path) -> int:
     directory = root / SEGMENTS_DIRECTORY
     removed = 0
     try:
+        if not stat.S_ISDIR(os.lstat(directory).st_mode):
+            return 0
         entries = os.scandir(directory)
     except (FileNotFoundError, NotADirectoryError):
         return 0
