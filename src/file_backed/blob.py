@@ -94,8 +94,59 @@ MAX_HEADER_SIZE = -(-(FIXED_HEADER_SIZE + 255 + MAC_SIZE) // HEADER_ALIGNMENT) *
 MIN_SIGNING_KEY_BYTES = 16
 _ZEROS = bytes(HEADER_ALIGNMENT)
 _NO_KEY = bytes(16)
+#: The payload length and checksum, after the first 8 bytes of the header.
+_LENGTH_AND_CHECKSUM = struct.Struct("<QQ")
+#: Distinct unsigned one-block headers `read_header` remembers (see `_KNOWN_HEADERS`).
+_KNOWN_HEADERS_LIMIT = 64
 
-_current = threading.local()
+
+class _Binding(threading.local):
+    #: (key bytes, signing key) of the hook call on this thread, None outside one.
+    binding: tuple[bytes, bytes | None] | None = None
+
+
+_current = _Binding()
+
+
+class _Layout(NamedTuple):
+    """How `encode_blob` frames a payload for one codec name, signed or not."""
+
+    #: The first 8 bytes of the header (magic, version, flags, name length, blocks).
+    start: bytes
+    name: bytes
+    #: Packs (start, payload length, name): the header bytes the checksum and MAC cover.
+    covered: struct.Struct
+    #: Packs (start, payload length, checksum, name[, mac]) and the zero padding: the header.
+    header: struct.Struct
+
+
+#: Layouts by codec name, unsigned and signed.
+_LAYOUTS: tuple[dict[str, _Layout], dict[str, _Layout]] = ({}, {})
+
+
+def _layout(codec_name: str, signed: bool) -> _Layout:
+    layouts = _LAYOUTS[signed]
+    layout = layouts.get(codec_name)
+    if layout is None:
+        name = codec_name.encode("ascii")
+        unpadded = FIXED_HEADER_SIZE + len(name) + (MAC_SIZE if signed else 0)
+        blocks = -(-unpadded // HEADER_ALIGNMENT)
+        start = _PREFIX.pack(MAGIC, VERSION, FLAG_SIGNED if signed else 0, len(name), blocks, 0)[:8]
+        mac = f"{MAC_SIZE}s" if signed else ""
+        layout = _Layout(
+            start,
+            name,
+            struct.Struct(f"<8sQ{len(name)}s"),
+            struct.Struct(f"<8sQQ{len(name)}s{mac}{blocks * HEADER_ALIGNMENT - unpadded}x"),
+        )
+        layouts[codec_name] = layout
+    return layout
+
+
+#: Unsigned headers of one block that `read_header` checked in full, keyed by
+#: their bytes without the payload length and checksum (the first 8 bytes,
+#: then the codec name and padding): the codec name as text and as bytes.
+_KNOWN_HEADERS: dict[bytes, tuple[str, bytes]] = {}
 
 
 class BlobHeader(NamedTuple):
@@ -144,7 +195,7 @@ class bound_to:
         self._outer: tuple[bytes, bytes | None] | None = None
 
     def __enter__(self) -> None:
-        self._outer = getattr(_current, "binding", None)
+        self._outer = _current.binding
         _current.binding = (self._key, self._signing_key)
 
     def __exit__(self, *exc_info: object) -> None:
@@ -153,11 +204,10 @@ class bound_to:
 
 def _binding(key: uuid.UUID | None, signing_key: bytes | None) -> tuple[bytes, bytes | None]:
     """The key bytes and signing key that apply to one blob."""
-    outer: tuple[bytes, bytes | None] | None = getattr(_current, "binding", None)
-    key_bytes = key.bytes if key is not None else outer[0] if outer is not None else _NO_KEY
-    if signing_key is None and outer is not None:
-        signing_key = outer[1]
-    return key_bytes, signing_key
+    outer = _current.binding
+    if outer is None:
+        return (_NO_KEY if key is None else key.bytes), signing_key
+    return (outer[0] if key is None else key.bytes), (outer[1] if signing_key is None else signing_key)
 
 
 def signing_key_bytes(key: str | bytes | bytearray | None, *, option: str = "signing_key") -> bytes | None:
@@ -207,17 +257,20 @@ def encode_blob(
     """
     key_bytes, signing_key = _binding(key, signing_key)
     payload = codec.encode(obj)
-    length = sum(memoryview(buffer).nbytes for buffer in payload)
-    name = codec.name.encode("ascii")
-    flags = FLAG_SIGNED if signing_key is not None else 0
-    unpadded = FIXED_HEADER_SIZE + len(name) + (MAC_SIZE if signing_key is not None else 0)
-    blocks = -(-unpadded // HEADER_ALIGNMENT)
-    covered = _PREFIX.pack(MAGIC, VERSION, flags, len(name), blocks, length) + name
-    checksum = _checksum(covered, key_bytes, payload)
-    header = covered[: _PREFIX.size] + _CHECKSUM.pack(checksum) + name
-    if signing_key is not None:
-        header += _mac(signing_key, covered, key_bytes, payload)
-    header += _ZEROS[: blocks * HEADER_ALIGNMENT - unpadded]
+    length = 0
+    for buffer in payload:
+        length += len(buffer) if type(buffer) is bytes else memoryview(buffer).nbytes
+    layout = _layout(codec.name, signing_key is not None)
+    covered = layout.covered.pack(layout.start, length, layout.name)
+    digest = xxhash.xxh3_64(covered)
+    digest.update(key_bytes)
+    for buffer in payload:
+        digest.update(buffer)
+    if signing_key is None:
+        header = layout.header.pack(layout.start, length, digest.intdigest(), layout.name)
+    else:
+        mac = _mac(signing_key, covered, key_bytes, payload)
+        header = layout.header.pack(layout.start, length, digest.intdigest(), layout.name, mac)
     return [header, *payload], len(header) + length
 
 
