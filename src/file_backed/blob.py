@@ -262,9 +262,10 @@ def encode_blob(
     layout = _LAYOUTS[signing_key is not None].get(codec.name) or _layout(codec.name, signing_key is not None)
     covered = layout.covered.pack(layout.start, length, layout.name)
     digest = xxhash.xxh3_64(covered)
-    digest.update(key_bytes)
+    update = digest.update
+    update(key_bytes)
     for buffer in payload:
-        digest.update(buffer)
+        update(buffer)
     if signing_key is None:
         header = layout.header.pack(layout.start, length, digest.intdigest(), layout.name)
     else:

@@ -22,6 +22,7 @@ LENGTH = struct.Struct("<Q")
 _PADDING = bytes(ALIGNMENT)
 #: Preludes (the count and all lengths) by count, for the counts most payloads have.
 _PRELUDES = [struct.Struct(f"<I{count + 1}Q") for count in range(16)]
+_ONE = _PRELUDES[1]
 
 
 def _prelude(count: int) -> struct.Struct:
@@ -33,13 +34,13 @@ def frame(head: Buffer, buffers: Sequence[memoryview]) -> list[Buffer]:
     """The parts of a payload holding `head` and `buffers` (byte views), in order."""
     head_length = len(head) if type(head) is bytes else memoryview(head).nbytes
     count = len(buffers)
-    prelude = _prelude(count)
-    end = prelude.size + head_length
     if count == 1:  # the common case: one array
         (view,) = buffers
-        padding = -end % ALIGNMENT
-        header = prelude.pack(1, head_length, view.nbytes)
-        return [header, head, _PADDING[:padding], view] if padding else [header, head, view]
+        padding = -(_ONE.size + head_length) % ALIGNMENT
+        prelude_bytes = _ONE.pack(1, head_length, view.nbytes)
+        return [prelude_bytes, head, _PADDING[:padding], view] if padding else [prelude_bytes, head, view]
+    prelude = _prelude(count)
+    end = prelude.size + head_length
     lengths = []
     parts: list[Buffer] = [b"", head]
     for view in buffers:
