@@ -20,42 +20,66 @@ COUNT = struct.Struct("<I")
 #: One length.
 LENGTH = struct.Struct("<Q")
 _PADDING = bytes(ALIGNMENT)
+#: Preludes (the count and all lengths) by count, for the counts most payloads have.
+_PRELUDES = [struct.Struct(f"<I{count + 1}Q") for count in range(16)]
+_ONE = _PRELUDES[1]
+
+
+def _prelude(count: int) -> struct.Struct:
+    """Packs and unpacks the count and the ``count+1`` lengths."""
+    return _PRELUDES[count] if count < len(_PRELUDES) else struct.Struct(f"<I{count + 1}Q")
 
 
 def frame(head: Buffer, buffers: Sequence[memoryview]) -> list[Buffer]:
     """The parts of a payload holding `head` and `buffers` (byte views), in order."""
-    lengths = [memoryview(head).nbytes, *(view.nbytes for view in buffers)]
-    prelude = COUNT.pack(len(buffers)) + b"".join(LENGTH.pack(n) for n in lengths)
-    parts: list[Buffer] = [prelude, head]
-    end = len(prelude) + lengths[0]
+    head_length = len(head) if type(head) is bytes else memoryview(head).nbytes
+    count = len(buffers)
+    if count == 1:  # the common case: one array
+        (view,) = buffers
+        padding = -(_ONE.size + head_length) % ALIGNMENT
+        prelude_bytes = _ONE.pack(1, head_length, view.nbytes)
+        return [prelude_bytes, head, _PADDING[:padding], view] if padding else [prelude_bytes, head, view]
+    prelude = _prelude(count)
+    end = prelude.size + head_length
+    lengths = []
+    parts: list[Buffer] = [b"", head]
     for view in buffers:
         padding = -end % ALIGNMENT
         if padding:
             parts.append(_PADDING[:padding])
         parts.append(view)
-        end += padding + view.nbytes
+        length = view.nbytes
+        lengths.append(length)
+        end += padding + length
+    parts[0] = prelude.pack(count, head_length, *lengths)
     return parts
 
 
 def unframe(data: memoryview, what: str) -> tuple[memoryview, list[memoryview]]:
     """The head and the buffers (views of `data`) of a payload made by `frame`.
     Raises `ValueError` naming `what` (the codec) when `data` is not one."""
-    if data.nbytes < COUNT.size:
+    size = data.nbytes
+    if size < COUNT.size:
         raise ValueError(f"{what} payload too short")
     (count,) = COUNT.unpack_from(data)
-    lengths_end = COUNT.size + (count + 1) * LENGTH.size
-    if lengths_end > data.nbytes:
+    if COUNT.size + (count + 1) * LENGTH.size > size:
         raise ValueError(f"{what} payload header truncated")
-    lengths = [LENGTH.unpack_from(data, COUNT.size + i * LENGTH.size)[0] for i in range(count + 1)]
-    end = lengths_end + lengths[0]
-    if end > data.nbytes:
+    prelude = _prelude(count)
+    lengths = prelude.unpack_from(data)
+    end = prelude.size + lengths[1]
+    if end > size:
         raise ValueError(f"{what} payload header truncated")
-    head = data[lengths_end:end]
-    buffers = []
-    for length in lengths[1:]:
+    head = data[prelude.size : end]
+    if count == 1:  # the common case: one array
         start = end + -end % ALIGNMENT
-        end = start + length
+        if start + lengths[2] != size:
+            raise ValueError(f"{what} payload length mismatch")
+        return head, [data[start:size]]
+    buffers = []
+    for index in range(2, count + 2):
+        start = end + -end % ALIGNMENT
+        end = start + lengths[index]
         buffers.append(data[start:end])
-    if end != data.nbytes:
+    if end != size:
         raise ValueError(f"{what} payload length mismatch")
     return head, buffers

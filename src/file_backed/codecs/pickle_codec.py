@@ -8,18 +8,11 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from file_backed.codecs.base import Buffer, Codec
-from file_backed.codecs.framing import COUNT, LENGTH, frame, unframe
+from file_backed.codecs.framing import COUNT, frame, unframe
 
 __all__ = ["PickleCodec"]
 
 _SINGLE = struct.Struct("<IQ")  # the count (0) and the stream's length
-
-
-def _loads(stream: memoryview, buffers: Sequence[memoryview] = ()) -> Any:
-    try:
-        return pickle.loads(stream, buffers=buffers)
-    except (pickle.UnpicklingError, EOFError) as error:
-        raise ValueError(f"invalid pickle stream: {error}") from error
 
 
 class PickleCodec(Codec):
@@ -57,12 +50,15 @@ class PickleCodec(Codec):
         return frame(stream, buffers)
 
     def decode(self, data: memoryview) -> Any:
-        if data.nbytes >= COUNT.size and COUNT.unpack_from(data)[0] == 0:  # no out-of-band buffers
-            if data.nbytes < _SINGLE.size:
-                raise ValueError("pickle payload header truncated")
-            (length,) = LENGTH.unpack_from(data, COUNT.size)
-            if _SINGLE.size + length != data.nbytes:
-                raise ValueError("pickle payload length mismatch")
-            return _loads(data[_SINGLE.size :])
-        stream, buffers = unframe(data, "pickle")
-        return _loads(stream, buffers)
+        size = data.nbytes
+        buffers: Sequence[memoryview] = ()
+        if size >= _SINGLE.size and _SINGLE.unpack_from(data) == (0, size - _SINGLE.size):
+            stream = data[_SINGLE.size :]  # no out-of-band buffers: the common case of small objects
+        elif size >= COUNT.size and COUNT.unpack_from(data)[0] == 0:
+            raise ValueError("pickle payload header truncated" if size < _SINGLE.size else "pickle payload length mismatch")
+        else:
+            stream, buffers = unframe(data, "pickle")
+        try:
+            return pickle.loads(stream, buffers=buffers)
+        except (pickle.UnpicklingError, EOFError) as error:
+            raise ValueError(f"invalid pickle stream: {error}") from error
