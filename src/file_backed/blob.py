@@ -356,7 +356,9 @@ def _verify(
 ) -> None:
     """`verify_payload`."""
     key_bytes, signing_key = _binding(key, signing_key)
-    view = payload if type(payload) is memoryview and payload.format == "B" and payload.ndim == 1 else _byte_view(payload)
+    view = (
+        payload if type(payload) is memoryview and payload.format == "B" and payload.ndim == 1 else _byte_view(payload)
+    )
     if view.nbytes != header.payload_length:
         raise CorruptBlobError(
             f"{source}: truncated blob (payload is {view.nbytes} bytes, header says {header.payload_length})"

@@ -55,7 +55,9 @@ class PickleCodec(Codec):
         if size >= _SINGLE.size and _SINGLE.unpack_from(data) == (0, size - _SINGLE.size):
             stream = data[_SINGLE.size :]  # no out-of-band buffers: the common case of small objects
         elif size >= COUNT.size and COUNT.unpack_from(data)[0] == 0:
-            raise ValueError("pickle payload header truncated" if size < _SINGLE.size else "pickle payload length mismatch")
+            raise ValueError(
+                "pickle payload header truncated" if size < _SINGLE.size else "pickle payload length mismatch"
+            )
         else:
             stream, buffers = unframe(data, "pickle")
         try:
