@@ -123,12 +123,13 @@ class Fb(Generic[T]):
         when the stored blob cannot be loaded (the handle stays usable).
         """
         pool = self._pool
-        if forking.inherited(pool.store._epoch):
+        if pool.store._epoch != forking.epoch:
             pool.store._check_process()
         with pool._lock:  # the hit path, inlined
             if self._value is not ABSENT and not self._writer and not pool._dead:
-                pool._counts["hits"] += 1
-                pool._enter_locked(self)
+                pool._hits += 1
+                if self._ref not in pool._lru.front:  # an access in the front half changes nothing
+                    pool._enter_locked(self)
                 return self._read_guard_locked()
         return pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
 
@@ -160,7 +161,16 @@ class Fb(Generic[T]):
 
     def get(self) -> T:
         """The value, loaded if needed and released at once. Do not mutate it."""
-        return self._pool._get(self)
+        pool = self._pool
+        if pool.store._epoch != forking.epoch:
+            pool.store._check_process()
+        with pool._lock:  # the hit path, inlined
+            if self._value is not ABSENT and not self._writer and not pool._dead:
+                pool._hits += 1
+                if self._ref not in pool._lru.front:  # an access in the front half changes nothing
+                    pool._enter_locked(self)
+                return self._value  # type: ignore[no-any-return]
+        return pool._get(self)
 
     def write_now(self) -> None:
         """Write the value to the temporary area now, unless a blob of the current
@@ -246,7 +256,8 @@ class ReadGuard(_Guard[T]):
     __slots__ = ("_thread",)
 
     def __init__(self, item: Fb[T], value: T, thread: int) -> None:
-        super().__init__(item, value)
+        self._item = item
+        self.value = value
         self._thread = thread
 
     def release(self, *_exc_info: object) -> None:

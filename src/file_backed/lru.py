@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 __all__ = ["SegmentedLRU"]
@@ -65,6 +65,11 @@ class SegmentedLRU(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._front) + len(self._back)
+
+    @property
+    def front(self) -> Mapping[K, int]:
+        """The front half (entries whose access moves nothing), read-only by contract."""
+        return self._front
 
     def __contains__(self, entry: object) -> bool:
         return entry in self._front or entry in self._back

@@ -144,6 +144,7 @@ class FBPool(Generic[T]):
         self._lock = threading.Lock()
         self._dead: collections.deque[_ItemRef] = collections.deque()
         self._counts = collections.Counter[str]()
+        self._hits = 0  # apart from `_counts`: the hit path counts it
         # Eviction writes running now, and the condition `insert` waits on
         # while they hold more than the backlog limit.
         self._backlog_items = 0
@@ -236,7 +237,7 @@ class FBPool(Generic[T]):
         self.store._check_process()
         with self._lock:
             self._purge_locked()
-            return PoolStats(items=len(self._lru), bytes=self._lru.nbytes, **self._counts)
+            return PoolStats(items=len(self._lru), bytes=self._lru.nbytes, hits=self._hits, **self._counts)
 
     def __repr__(self) -> str:
         return f"<FBPool {len(self)}/{self.max_items} items, store={self.store!r}>"
@@ -448,7 +449,7 @@ class FBPool(Generic[T]):
                     if item._value is not ABSENT:
                         if not rescue and self._being_evicted(item):
                             return None
-                        self._counts["hits"] += 1
+                        self._hits += 1
                         self._enter_locked(item)
                         return item._read_guard_locked()
                     if not item._loading and wait:
@@ -470,7 +471,7 @@ class FBPool(Generic[T]):
                 if free and item._value is not ABSENT and not item._readers:
                     if not wait and self._being_evicted(item):
                         return None
-                    self._counts["hits"] += 1
+                    self._hits += 1
                     item._writer = threading.get_ident()
                     self._enter_locked(item)
                     break
@@ -545,11 +546,12 @@ class FBPool(Generic[T]):
         return read_guard
 
     def _release_read(self, item: Fb[T], thread: int) -> None:
-        if forking.inherited(self.store._epoch):
+        if self.store._epoch != forking.epoch:
             return  # a guard taken before a fork: the pool is unusable in the child
         with self._lock:
-            item._readers.remove(thread)
-            if not item._readers and (item._evict_on_release or item._cond is not None):
+            readers = item._readers
+            readers.remove(thread)
+            if not readers and (item._evict_on_release or item._cond is not None):
                 self._after_release_locked(item)
 
     def _release_write(self, item: Fb[T], value: T) -> None:
@@ -575,7 +577,7 @@ class FBPool(Generic[T]):
         self.store._check_process()
         with self._lock:
             if item._value is not ABSENT and not item._writer:
-                self._counts["hits"] += 1
+                self._hits += 1
                 self._enter_locked(item)
                 return item._value  # type: ignore[no-any-return]
         guard = self._acquire_read(item, wait=True, rescue=True)
