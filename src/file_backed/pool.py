@@ -307,7 +307,10 @@ class FBPool(Generic[T]):
             self._inline_writes = None
 
     def _write_here(self, writes: list[tuple[Any, ...]]) -> None:
-        """Run on this thread the eviction writes collected under the lock."""
+        """Run on this thread the eviction writes collected under the lock, after
+        the deletes queued before them (the space they free comes first)."""
+        if writes:
+            self.store.run_deferred_here()
         for write in writes:
             self.store.run_here(self._write_back, *write)
 

@@ -60,6 +60,7 @@ _IOV_MAX = 1024
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 _BLOCK = 4096
+_ZEROS = bytes(_BLOCK)
 logger = logging.getLogger("file_backed")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -136,7 +137,7 @@ class SegmentFiles:
             segment, offset = self._reserve_locked(size)
         try:
             self._check_linked(segment)
-            _pwrite_all(segment.fd, buffers, offset)
+            _pwrite_all(segment.fd, [*buffers, _padding(size)], offset)
         except BaseException:
             with self._lock:
                 self._abandon_locked(segment, offset, size)
@@ -183,7 +184,7 @@ class SegmentFiles:
             if segment is None:
                 return False
             offset, size = segment.blobs.pop(key)
-            segment.dead += size
+            segment.dead += _span(size)
             compact = not segment.compacting and segment.blobs and 2 * segment.dead > segment.end
             if compact and segment is self._active:
                 compact = segment.end >= _COMPACT_ACTIVE_FROM
@@ -199,7 +200,7 @@ class SegmentFiles:
                 segment.users += 1
         if punch:
             try:
-                punch_hole(segment.fd, offset, size)
+                punch_hole(segment.fd, offset, _span(size))
             finally:
                 with self._lock:
                     self._release_locked(segment)
@@ -233,14 +234,16 @@ class SegmentFiles:
     def _reserve_locked(self, size: int) -> tuple[_Segment, int]:
         """Reserve `size` bytes at the end of the current segment (starting a new
         one when they do not fit); the caller writes them, then releases."""
+        span = _span(size)
         segment = self._active
-        if segment is None or (segment.end and segment.end + size > self.segment_bytes):
+        if segment is None or (segment.end and _aligned(segment.end, span) + span > self.segment_bytes):
             if segment is not None:
                 self._active = None
                 self._close_to_new_blobs_locked(segment)
             segment = self._active = self._new_segment_locked()
-        offset = segment.end
-        segment.end += size
+        offset = _aligned(segment.end, span)
+        segment.dead += offset - segment.end  # the padding before a block-aligned blob
+        segment.end = offset + span
         segment.users += 1
         segment.writing += 1
         return segment, offset
@@ -283,12 +286,12 @@ class SegmentFiles:
         """A write of `size` bytes at `offset` failed: give its range back (cut
         the file there when it is the last one reserved), else count it dead."""
         segment.writing -= 1
-        if segment.end == offset + size and not segment.retired:
+        if segment.end == offset + _span(size) and not segment.retired:
             segment.end = offset
             with contextlib.suppress(OSError):
                 os.ftruncate(segment.fd, offset)
         else:
-            segment.dead += size
+            segment.dead += _span(size)
         self._maybe_retire_locked(segment)
         self._release_locked(segment)
 
@@ -333,7 +336,7 @@ class SegmentFiles:
                         continue  # deleted meanwhile
                     target, target_offset = self._reserve_locked(size)
                 try:
-                    _pwrite_all(target.fd, [data], target_offset)
+                    _pwrite_all(target.fd, [data, _padding(size)], target_offset)
                 except BaseException:
                     with self._lock:
                         self._abandon_locked(target, target_offset, size)
@@ -342,11 +345,11 @@ class SegmentFiles:
                     target.writing -= 1
                     if segment.blobs.get(key) == (offset, size) and self._index.get(key) is segment:
                         del segment.blobs[key]
-                        segment.dead += size
+                        segment.dead += _span(size)
                         target.blobs[key] = (target_offset, size)
                         self._index[key] = target
                     else:
-                        target.dead += size
+                        target.dead += _span(size)
                         self._maybe_retire_locked(target)
                     self._release_locked(target)
         finally:
@@ -374,6 +377,22 @@ def remove_segment_files(root: Path) -> int:
                     os.unlink(entry.path)
                 removed += 1
     return removed
+
+
+def _span(size: int) -> int:
+    """The bytes a blob of `size` takes in a segment: blobs from `_PUNCH_FROM`
+    on take whole filesystem blocks, so deleting one gives all of them back."""
+    return size if size < _PUNCH_FROM else -(-size // _BLOCK) * _BLOCK
+
+
+def _padding(size: int) -> bytes:
+    """The zero bytes that fill a blob of `size` up to its span."""
+    return _ZEROS[: _span(size) - size]
+
+
+def _aligned(end: int, span: int) -> int:
+    """Where a blob taking `span` bytes starts when the segment ends at `end`."""
+    return end if span < _PUNCH_FROM else -(-end // _BLOCK) * _BLOCK
 
 
 def punch_hole(fd: int, offset: int, size: int) -> None:

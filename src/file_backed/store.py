@@ -329,6 +329,12 @@ class BackingStore:
         is logged and raised by `finished`, not here."""
         self._workers.run_here(fn, *args)
 
+    def run_deferred_here(self) -> None:
+        """Run the deferred background work waiting now (deletes of blobs whose
+        handles went) on the calling thread: a thread about to write runs the
+        deletes queued before it first, so freed space is there for its write."""
+        self._workers.run_deferred_here()
+
     def defer(self, fn: Callable[..., object], *args: Any) -> None:
         """Like `spawn`, but safe to call from a finalizer; ignored once closed."""
         self._workers.defer(fn, *args)

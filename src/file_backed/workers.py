@@ -94,6 +94,19 @@ class Workers:
             self._failed(fn, error)
             del error
 
+    def run_deferred_here(self) -> None:
+        """Run the deferred tasks waiting now (deletes of dropped blobs) on the
+        calling thread, as `run_here` does, instead of leaving them to a worker."""
+        if self._closed or forking.inherited(self._epoch):
+            return
+        deferred = self._deferred
+        while deferred:
+            try:
+                fn, args = deferred.popleft()
+            except IndexError:
+                return
+            self.run_here(fn, *args)
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no task is outstanding; False if `timeout` (seconds) ran out first."""
         if threading.current_thread() in self._threads:
