@@ -125,11 +125,8 @@ class Fb(Generic[T]):
         pool = self._pool
         if pool.store._epoch != forking.epoch:
             pool.store._check_process()
-        with pool._lock:  # the hit path, inlined
-            if self._value is not ABSENT and not self._writer and not pool._dead:
-                pool._hits += 1
-                if self._ref not in pool._lru.front:  # an access in the front half changes nothing
-                    pool._enter_locked(self)
+        with pool._lock:
+            if pool._hit_locked(self):
                 return self._read_guard_locked()
         return pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
 
@@ -164,13 +161,10 @@ class Fb(Generic[T]):
         pool = self._pool
         if pool.store._epoch != forking.epoch:
             pool.store._check_process()
-        with pool._lock:  # the hit path, inlined
-            if self._value is not ABSENT and not self._writer and not pool._dead:
-                pool._hits += 1
-                if self._ref not in pool._lru.front:  # an access in the front half changes nothing
-                    pool._enter_locked(self)
+        with pool._lock:
+            if pool._hit_locked(self):
                 return self._value  # type: ignore[no-any-return]
-        return pool._get(self)
+        return pool._get_missed(self)
 
     def write_now(self) -> None:
         """Write the value to the temporary area now, unless a blob of the current

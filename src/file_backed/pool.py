@@ -576,13 +576,19 @@ class FBPool(Generic[T]):
             self._evict_locked(item)
         self._notify_locked(item)
 
-    def _get(self, item: Fb[T]) -> T:
-        self.store._check_process()
-        with self._lock:
-            if item._value is not ABSENT and not item._writer:
-                self._hits += 1
-                self._enter_locked(item)
-                return item._value  # type: ignore[no-any-return]
+    def _hit_locked(self, item: Fb[T]) -> bool:
+        """Record a hit on `item` when its value is resident and not write-guarded
+        (the hit path of `Fb.get` and `Fb.load`); False otherwise. An access in
+        the front half of the LRU changes nothing there."""
+        if item._value is ABSENT or item._writer or self._dead:
+            return False
+        self._hits += 1
+        if item._ref not in self._lru.front:
+            self._enter_locked(item)
+        return True
+
+    def _get_missed(self, item: Fb[T]) -> T:
+        """`Fb.get` after its hit path missed: load (or wait for) the value."""
         guard = self._acquire_read(item, wait=True, rescue=True)
         assert guard is not None, "a waiting acquisition always returns a guard"
         with guard as value:
