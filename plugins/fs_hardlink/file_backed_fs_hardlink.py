@@ -480,8 +480,9 @@ _TEMPORARY_AREA_ENTRIES = _LOCATION_ENTRIES | {SEGMENTS_DIRECTORY}
 
 
 def _read_blob_file(path: str, key: uuid.UUID) -> memoryview:
-    """The blob file at `path`, read into an aligned buffer; never follows a
-    symbolic link."""
+    """The blob file at `path`, read into an aligned buffer or, when it is large
+    and has no other link (not persisted or registered), mapped copy-on-write
+    (`file_backed.localfs.read_file`); never follows a symbolic link."""
     try:
         fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
     except FileNotFoundError:
@@ -491,7 +492,7 @@ def _read_blob_file(path: str, key: uuid.UUID) -> memoryview:
             raise BlobNotFoundError(f"{path} is a symbolic link, which fs_hardlink never follows") from None
         raise
     try:
-        return read_file(fd)
+        return read_file(fd, private=True)
     finally:
         os.close(fd)
 

@@ -13,11 +13,17 @@ references a buffer any more (no value, view or array made from it is alive),
 the pool keeps the buffer for a later load of a blob of about the same size.
 A reused buffer needs no fresh pages from the operating system, which under a
 byte budget would otherwise be faulted in on every load.
+
+A backend may instead map a blob's file copy-on-write (`file_backed.localfs`)
+and record the mapping with `adopt_mapping`: the value then shares the page
+cache's pages, its memory goes back to the system when it is unmapped, and the
+pool never reads another blob into it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import mmap
 import sys
 import threading
 from typing import Any
@@ -28,9 +34,11 @@ __all__ = [
     "ALIGNMENT",
     "Allocation",
     "LoadBuffers",
+    "adopt_mapping",
     "allocate",
     "collecting",
     "copy_of",
+    "is_mapping",
     "new_allocation",
     "sole_owner",
 ]
@@ -86,6 +94,12 @@ class LoadBuffers:
         raw, offset, _capacity = allocation
         return memoryview(raw)[offset : offset + size]
 
+    def adopt(self, mapping: mmap.mmap) -> memoryview:
+        size = len(mapping)
+        self.owned.append((mapping, 0, size))
+        self.allocated += size
+        return memoryview(mapping)
+
 
 def allocate(size: int) -> memoryview:
     """A writable buffer of exactly `size` bytes whose first byte is on an
@@ -100,6 +114,23 @@ def allocate(size: int) -> memoryview:
         return load.allocate(size)
     raw, offset, _capacity = new_allocation(size)
     return memoryview(raw)[offset : offset + size]
+
+
+def adopt_mapping(mapping: mmap.mmap) -> memoryview:
+    """A view of all of `mapping`, a private (copy-on-write) mapping of a blob's
+    file that a backend's `load` hook made instead of calling `allocate`. During
+    a pool's load it is recorded for the item: the pool counts its memory as
+    returned when the value is dropped (by unmapping, without the allocator)
+    and never reads another blob into it (`is_mapping`)."""
+    load: LoadBuffers | None = getattr(_loading, "current", None)
+    if load is not None:
+        return load.adopt(mapping)
+    return memoryview(mapping)
+
+
+def is_mapping(allocation: Allocation) -> bool:
+    """Whether `allocation` is a file mapping recorded by `adopt_mapping`."""
+    return type(allocation[0]) is mmap.mmap
 
 
 def copy_of(data: bytes | bytearray | memoryview) -> memoryview:

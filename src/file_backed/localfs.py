@@ -4,22 +4,51 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
 import os
 import sys
 from typing import Any
 
-from file_backed.buffers import allocate
+from file_backed.buffers import adopt_mapping, allocate
 
-__all__ = ["read_file", "syncfs"]
+__all__ = ["MAP_FROM", "read_file", "syncfs"]
+
+#: `read_file(fd, private=True)` maps files of at least this many bytes instead of
+#: reading them; below it, reading into a buffer costs less than mapping
+#: (measured on Linux with the file in the page cache: 64 KiB read 20 µs,
+#: mapped 27 µs; 256 KiB 59 and 52 µs; 8 MiB 700 and 170 µs).
+MAP_FROM = 256 * 1024
+
+_CAN_MAP = os.name == "posix"
 
 
-def read_file(fd: int) -> memoryview:
-    """The whole file open at `fd`, read with as few system calls as possible into
-    one aligned buffer from `file_backed.buffers.allocate` that decoded values
-    may keep referencing (zero-copy codecs). A file that shrank while it was
-    read gives the bytes that were there."""
-    buffer = allocate(os.fstat(fd).st_size)
-    size = buffer.nbytes
+def read_file(fd: int, *, private: bool = False) -> memoryview:
+    """The whole file open at `fd` as one buffer whose first byte is on an
+    `file_backed.buffers.ALIGNMENT` boundary, which decoded values may keep
+    referencing (zero-copy codecs). A file that shrank while it was read gives
+    the bytes that were there.
+
+    Normally the file is read, with as few system calls as possible, into a
+    buffer from `file_backed.buffers.allocate`. With `private` (POSIX), a file
+    of at least `MAP_FROM` bytes with no other hard link is mapped
+    copy-on-write instead (``MAP_PRIVATE``, `file_backed.buffers.adopt_mapping`):
+    nothing is copied, the value shares the page cache's pages until it writes
+    to them, and dropping it unmaps them. Pass `private` only for a backend's
+    own write-once files that nothing writes in place or truncates while
+    values decoded from them live: a write to the file would show through
+    the pages a value has not written, and accessing a page past a truncated
+    end kills the process (``SIGBUS``). Where the mapping cannot be made (too
+    many mappings, a filesystem without ``mmap``) the file is read."""
+    status = os.fstat(fd)
+    size = status.st_size
+    if private and _CAN_MAP and size >= MAP_FROM and status.st_nlink == 1:
+        try:
+            mapping = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
+        except OSError:
+            pass
+        else:
+            return adopt_mapping(mapping)
+    buffer = allocate(size)
     filled = 0
     while filled < size:
         count = os.readv(fd, [buffer[filled:]])

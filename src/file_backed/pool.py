@@ -14,7 +14,7 @@ from typing import Any, Generic, Self, TypeAlias, TypeVar
 import attrs
 
 from file_backed import forking
-from file_backed.buffers import Allocation, collecting, sole_owner
+from file_backed.buffers import Allocation, collecting, is_mapping, sole_owner
 from file_backed.errors import EncodeError, GuardConflictError
 from file_backed.handle import ABSENT, Fb, ReadGuard, WriteGuard
 from file_backed.keys import new_key
@@ -519,6 +519,9 @@ class FBPool(Generic[T]):
                     self._make_room_locked(reserved, wait=True)
                     self._reserved += reserved
                 load.buffers.spare = self._take_reusable_locked(blob_size)
+                trim = self._trim_before_locked(reserved)
+            if trim:
+                self._trim()
             with load as buffers:
                 value = self.store.load_blob(token)
             size = self._measure(value) if budget else -1
@@ -763,8 +766,8 @@ class FBPool(Generic[T]):
         if allocations is not None:
             item._buffers = None
             for allocation in allocations:
-                if self._keep_reusable_locked(allocation, max(item._size, 0)):
-                    freed -= allocation[2]
+                if is_mapping(allocation) or self._keep_reusable_locked(allocation, max(item._size, 0)):
+                    freed -= allocation[2]  # unmapped without the allocator, or kept
         if self._trim_every is not None and freed > 0:
             self._dropped_since_trim += freed
             if not self._trimming and self._dropped_since_trim >= self._trim_every:
@@ -778,7 +781,7 @@ class FBPool(Generic[T]):
         """Keep `allocation` for a later load if nothing else references it and
         it fits the budget, counting `accounted` bytes against it (without a
         budget: while fewer than a few are kept)."""
-        if allocation is None or allocation[2] < _REUSE_FROM or not sole_owner(allocation):
+        if allocation is None or allocation[2] < _REUSE_FROM or is_mapping(allocation) or not sole_owner(allocation):
             return False
         max_bytes = self._lru.max_bytes
         if max_bytes is None:
@@ -814,6 +817,17 @@ class FBPool(Generic[T]):
             while self._reusable and held + self._reusable_bytes > max_bytes:
                 self._reusable_bytes -= self._reusable.pop(0)[1]
         self._reusable_bytes = sum(accounted for _allocation, accounted in self._reusable)
+
+    def _trim_before_locked(self, incoming: int) -> bool:
+        """Whether a load of `incoming` bytes trims first, on its own thread: the
+        values dropped to make room for it left at least as many bytes with the
+        allocator as it will take from the system (a load that maps its blob
+        cannot use them)."""
+        if self._trim_every is None or self._trimming or incoming <= 0 or self._dropped_since_trim < incoming:
+            return False
+        self._trimming = True
+        self._dropped_since_trim = 0
+        return True
 
     def _trim(self) -> None:
         try:
