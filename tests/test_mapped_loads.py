@@ -21,8 +21,6 @@ from file_backed.localfs import MAP_FROM, read_file
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="blob files are mapped on POSIX only")
 
-MiB = 2**20
-
 
 def backing_object(value: Any) -> Any:
     """The object at the end of `value`'s chain of bases (arrays, memoryviews)."""
@@ -111,15 +109,15 @@ def test_writing_to_a_mapped_buffer_leaves_the_file_unchanged(tmp_path: Path) ->
 
 
 def test_a_large_evicted_array_loads_mapped_aligned_and_writable(store: fb.BackingStore) -> None:
-    handle = evicted(store, np.arange(MiB // 8, dtype=np.float64))
+    handle = evicted(store, np.arange(MAP_FROM // 8, dtype=np.float64))
     value = handle.get()
     assert isinstance(backing_object(value), mmap.mmap)
     assert value.flags.writeable and value.ctypes.data % 64 == 0
-    assert np.array_equal(value, np.arange(MiB // 8, dtype=np.float64))
+    assert np.array_equal(value, np.arange(MAP_FROM // 8, dtype=np.float64))
 
 
 def test_changing_a_loaded_array_never_writes_its_blob_file(store: fb.BackingStore) -> None:
-    handle = evicted(store, np.zeros(MiB // 8))
+    handle = evicted(store, np.zeros(MAP_FROM // 8))
     path = blob_file(store, handle)
     before = path.read_bytes()
     handle.get()[:] = 7.0  # in place, outside a write guard
@@ -127,7 +125,7 @@ def test_changing_a_loaded_array_never_writes_its_blob_file(store: fb.BackingSto
 
 
 def test_a_value_changed_under_a_write_guard_is_written_back_and_reloaded(store: fb.BackingStore) -> None:
-    handle = evicted(store, np.zeros(MiB // 8))
+    handle = evicted(store, np.zeros(MAP_FROM // 8))
     with handle.load_mut() as value:
         value[:] = 3.0
     assert handle.pool.evict_one() > 0
@@ -136,7 +134,7 @@ def test_a_value_changed_under_a_write_guard_is_written_back_and_reloaded(store:
 
 
 def test_a_mapped_value_outlives_its_deleted_blob_file(store: fb.BackingStore) -> None:
-    handle = evicted(store, np.full(MiB // 8, 5.0))
+    handle = evicted(store, np.full(MAP_FROM // 8, 5.0))
     path = blob_file(store, handle)
     value = handle.get()
     del handle
@@ -148,7 +146,7 @@ def test_a_mapped_value_outlives_its_deleted_blob_file(store: fb.BackingStore) -
 
 def test_a_persisted_blob_loads_by_reading(store: fb.BackingStore, tmp_path: Path) -> None:
     tracked = store.track_path(tmp_path / "kept")
-    handle = evicted(store, np.full(MiB // 8, 2.0))
+    handle = evicted(store, np.full(MAP_FROM // 8, 2.0))
     handle.persist(tracked)
     value = handle.get()
     assert not isinstance(backing_object(value), mmap.mmap)
@@ -159,8 +157,8 @@ def test_a_persisted_blob_loads_by_reading(store: fb.BackingStore, tmp_path: Pat
 def test_dropping_mapped_values_does_not_trim(store: fb.BackingStore, monkeypatch: pytest.MonkeyPatch) -> None:
     trims: list[None] = []
     monkeypatch.setattr(file_backed.pool, "release_free_memory", lambda: trims.append(None))
-    pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=1000, max_bytes=4 * MiB)
-    handles = [pool.insert(np.full(MiB // 8, index)) for index in range(16)]
+    pool: fb.FBPool[np.ndarray] = fb.FBPool(store, max_items=1000, max_bytes=4 * MAP_FROM)
+    handles = [pool.insert(np.full(MAP_FROM // 8, index)) for index in range(16)]
     store.finished()
     for handle in handles:  # the inserted values go: their memory was the allocator's
         handle.get()

@@ -14,10 +14,11 @@ from file_backed.buffers import adopt_mapping, allocate
 __all__ = ["MAP_FROM", "read_file", "syncfs"]
 
 #: `read_file(fd, private=True)` maps files of at least this many bytes instead of
-#: reading them; below it, reading into a buffer costs less than mapping
-#: (measured on Linux with the file in the page cache: 64 KiB read 20 µs,
-#: mapped 27 µs; 256 KiB 59 and 52 µs; 8 MiB 700 and 170 µs).
-MAP_FROM = 256 * 1024
+#: reading them. Measured on Linux (2 CPUs, files in the page cache, loads
+#: through a pool): from 2 MiB a mapped load is 1.7-2.6x faster with one
+#: thread and with four; at 1 MiB it is at best even, and four threads
+#: loading at once lose up to a third (each unmap interrupts the other CPUs).
+MAP_FROM = 2 * 1024 * 1024
 
 _CAN_MAP = os.name == "posix"
 
