@@ -165,6 +165,8 @@ class FBPool(Generic[T]):
         self._trim_every: int | None = None
         self._dropped_since_trim = 0
         self._trimming = False
+        # Bytes dropped since a trim last finished (one may be running).
+        self._untrimmed = 0
         self._set_trim_interval()
 
     # -- budget ------------------------------------------------------------------------
@@ -521,7 +523,7 @@ class FBPool(Generic[T]):
                 load.buffers.spare = self._take_reusable_locked(blob_size)
                 trim = self._trim_before_locked(reserved)
             if trim:
-                self._trim()
+                release_free_memory()
             with load as buffers:
                 value = self.store.load_blob(token)
             size = self._measure(value) if budget else -1
@@ -769,6 +771,7 @@ class FBPool(Generic[T]):
                 if is_mapping(allocation) or self._keep_reusable_locked(allocation, max(item._size, 0)):
                     freed -= allocation[2]  # unmapped without the allocator, or kept
         if self._trim_every is not None and freed > 0:
+            self._untrimmed += freed
             self._dropped_since_trim += freed
             if not self._trimming and self._dropped_since_trim >= self._trim_every:
                 self._trimming = True
@@ -820,12 +823,13 @@ class FBPool(Generic[T]):
 
     def _trim_before_locked(self, incoming: int) -> bool:
         """Whether a load of `incoming` bytes trims first, on its own thread: the
-        values dropped to make room for it left at least as many bytes with the
-        allocator as it will take from the system (a load that maps its blob
-        cannot use them)."""
-        if self._trim_every is None or self._trimming or incoming <= 0 or self._dropped_since_trim < incoming:
+        values dropped since a trim last finished left at least as many bytes
+        with the allocator as it will take from the system (a load that maps
+        its blob cannot use them). Trims running at once are harmless; one in
+        the background may not have reached those bytes yet."""
+        if self._trim_every is None or incoming <= 0 or self._untrimmed < incoming:
             return False
-        self._trimming = True
+        self._untrimmed = 0
         self._dropped_since_trim = 0
         return True
 
@@ -835,6 +839,7 @@ class FBPool(Generic[T]):
         finally:
             with self._lock:
                 self._trimming = False
+                self._untrimmed = self._dropped_since_trim
 
     @staticmethod
     def _idle(item: Fb[T]) -> bool:
