@@ -137,7 +137,7 @@ class SegmentFiles:
             segment, offset = self._reserve_locked(size)
         try:
             self._check_linked(segment)
-            _pwrite_all(segment.fd, [*buffers, _padding(size)], offset)
+            _pwrite_all(segment.fd, [*buffers, _padding(size)], offset, _span(size))
         except BaseException:
             with self._lock:
                 self._abandon_locked(segment, offset, size)
@@ -336,7 +336,7 @@ class SegmentFiles:
                         continue  # deleted meanwhile
                     target, target_offset = self._reserve_locked(size)
                 try:
-                    _pwrite_all(target.fd, [data, _padding(size)], target_offset)
+                    _pwrite_all(target.fd, [data, _padding(size)], target_offset, _span(size))
                 except BaseException:
                     with self._lock:
                         self._abandon_locked(target, target_offset, size)
@@ -421,7 +421,14 @@ def _libc_fallocate() -> Any:
     return call
 
 
-def _pwrite_all(fd: int, buffers: Sequence[Buffer], offset: int) -> None:
+def _pwrite_all(fd: int, buffers: Sequence[Buffer], offset: int, size: int) -> None:
+    """Write `buffers` (`size` bytes in all) at `offset`: one ``pwritev`` unless
+    the system writes less."""
+    try:
+        if len(buffers) <= _IOV_MAX and os.pwritev(fd, buffers, offset) == size:
+            return
+    except BufferError:
+        pass  # a buffer that is not contiguous: the views below raise the usual TypeError
     views = [view for view in (memoryview(buffer).cast("B") for buffer in buffers) if view.nbytes]
     while views:
         written = os.pwritev(fd, views[:_IOV_MAX], offset)

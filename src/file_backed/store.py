@@ -514,7 +514,11 @@ class _HotHook:
         self._direct = None
         if len(impls) == 1 and not (impls[0].wrapper or impls[0].hookwrapper):
             function, names = impls[0].function, impls[0].argnames
-            self._direct = lambda **kwargs: function(**{name: kwargs[name] for name in names})
+            spec = self._caller.spec
+            if spec is not None and set(names) == set(spec.argnames):
+                self._direct = function  # callers pass exactly the spec's arguments
+            else:
+                self._direct = lambda **kwargs: function(**{name: kwargs[name] for name in names})
 
 
 def as_key(key: object) -> uuid.UUID:
