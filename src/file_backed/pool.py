@@ -784,7 +784,7 @@ class FBPool(Generic[T]):
         """Keep `allocation` for a later load if nothing else references it and
         it fits the budget, counting `accounted` bytes against it (without a
         budget: while fewer than a few are kept)."""
-        if allocation is None or allocation[2] < _REUSE_FROM or is_mapping(allocation) or not sole_owner(allocation):
+        if allocation is None or allocation[2] < _REUSE_FROM or not sole_owner(allocation):
             return False
         max_bytes = self._lru.max_bytes
         if max_bytes is None:
