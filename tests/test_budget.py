@@ -135,6 +135,62 @@ def test_evict_one_keeps_an_item_whose_write_fails_and_counts_it(
     assert not handle.resident
 
 
+def _insert_in_thread(
+    pool: fb.FBPool[Any], value: Any, handles: list[fb.Fb[Any]]
+) -> tuple[threading.Thread, threading.Event]:
+    """Insert `value` on a new thread, appending its handle to `handles`."""
+    inserted = threading.Event()
+    inserter = threading.Thread(target=lambda: (handles.append(pool.insert(value)), inserted.set()))
+    inserter.start()
+    return inserter, inserted
+
+
+@pytest.mark.timeout(30)
+def test_a_wait_for_an_eviction_write_writes_the_next_least_recent_item_ahead(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=100_000)
+    first, second = pool.insert(bytes(40_000)), pool.insert(bytes(40_000))
+    held, release = backend.gate(first.key)
+    ahead, release_ahead = backend.gate(second.key)
+    handles: list[fb.Fb[Any]] = []
+    inserter, inserted = _insert_in_thread(pool, bytes(40_000), handles)  # evicts `first`, waits for its write
+    assert held.wait(10) and ahead.wait(10)  # both writes run at once
+    release_ahead.set()
+    release.set()
+    inserter.join(10)
+    assert inserted.is_set()
+    store.finished()
+    assert second.resident and not first.resident  # written ahead, still in memory
+    handles.append(pool.insert(bytes(40_000)))  # evicts `second`: already stored, dropped without a write
+    store.finished()
+    assert not second.resident and backend.count("store", second.key) == 1
+    assert second.get() == bytes(40_000)
+
+
+@pytest.mark.timeout(30)
+def test_an_item_evicted_while_written_ahead_holds_its_bytes_until_the_write_ends(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=100_000)
+    first, second = pool.insert(bytes(40_000)), pool.insert(bytes(40_000))
+    held, release = backend.gate(first.key)
+    ahead, release_ahead = backend.gate(second.key)
+    handles: list[fb.Fb[Any]] = []
+    inserter, inserted = _insert_in_thread(pool, bytes(40_000), handles)
+    assert held.wait(10) and ahead.wait(10)
+    release.set()
+    inserter.join(10)
+    assert inserted.is_set()
+    inserter, inserted = _insert_in_thread(pool, bytes(40_000), handles)  # evicts `second`, whose write is held
+    assert not inserted.wait(0.1)  # `second` is in memory until written: no room yet
+    release_ahead.set()
+    inserter.join(10)
+    assert inserted.is_set() and not second.resident
+    assert pool.stats.bytes <= 100_000
+    store.finished()
+
+
 async def test_ainsert_returns_a_handle_like_insert(store: fb.BackingStore) -> None:
     pool = fb.FBPool(store, max_items=2)
     handles = [await pool.ainsert(index) for index in range(5)]

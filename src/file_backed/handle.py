@@ -12,7 +12,7 @@ from file_backed import forking
 
 if TYPE_CHECKING:
     from file_backed.buffers import Allocation
-    from file_backed.pool import FBPool
+    from file_backed.pool import FBPool, WriteCharge
     from file_backed.store import Token, TrackedPath
 
 __all__ = ["Fb", "ReadGuard", "WriteGuard"]
@@ -49,6 +49,7 @@ class Fb(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_buffers",
+        "_charge",
         "_cond",
         "_drop_after_write",
         "_evict_on_release",
@@ -76,6 +77,7 @@ class Fb(Generic[T]):
         self._writer = 0  # the thread holding the write guard, 0 when none
         self._loading = False
         self._writing = False
+        self._charge: WriteCharge | None = None  # what the running write holds in the eviction backlog
         self._drop_after_write = False
         self._evict_on_release = False
         self._unencodable = False  # the codec refused the value: not written again until it changes

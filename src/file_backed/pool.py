@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
 import threading
 import uuid
@@ -35,6 +36,25 @@ _ItemRef: TypeAlias = "weakref.ref[Fb[Any]]"  # the LRU's entries
 _REUSE_FROM = 64 * 1024
 #: Without a byte budget, at most this many buffers are kept for reuse.
 _REUSE_COUNT = 4
+#: Writes ahead of eviction running at once, and how far from the least
+#: recently used end of the LRU order their items are picked.
+_WRITE_AHEAD = 1
+_WRITE_AHEAD_WINDOW = 4
+
+
+class WriteCharge:
+    """The bytes a running write of an item holds in the pool's eviction backlog.
+
+    An eviction write holds its item's size from the start; a write that began
+    while the item stayed in memory (`Fb.write_now`, a write ahead of eviction)
+    holds nothing until the item is evicted while it runs. Released when the
+    write ends. `nbytes` is None while it holds nothing.
+    """
+
+    __slots__ = ("nbytes",)
+
+    def __init__(self) -> None:
+        self.nbytes: int | None = None
 
 
 @attrs.frozen
@@ -44,7 +64,8 @@ class PoolStats:
     hits: accesses that found the value in memory.
     misses: accesses that had to load it.
     loads: values read back from the store.
-    stores: blobs written to the temporary area (evictions and `write_now`).
+    stores: blobs written to the temporary area (evictions, writes ahead of
+        eviction and `write_now`).
     evictions: values dropped from memory.
     eviction_failures: eviction writes that failed; their items stayed in memory.
     items: values in memory and in the LRU order now.
@@ -150,6 +171,7 @@ class FBPool(Generic[T]):
         self._backlog_items = 0
         self._backlog_bytes = 0
         self._backlog_done = threading.Condition(self._lock)
+        self._writing_ahead = 0
         # Bytes that loads in progress will hold once loaded.
         self._reserved = 0
         # Buffers of dropped values, for reuse by later loads, each with the
@@ -436,10 +458,18 @@ class FBPool(Generic[T]):
             self._notify_locked(item)
         return 0
 
-    def _least_recent_idle_locked(self) -> Fb[T] | None:
-        for ref in self._lru.least_recent():
+    def _least_recent_idle_locked(self, *, unstored: bool = False, window: int | None = None) -> Fb[T] | None:
+        """The least recently used item (among the `window` least recent) that
+        no guard, write or load holds and that can be written (`unstored`: that
+        is not stored yet either)."""
+        for ref in itertools.islice(self._lru.least_recent(), window):
             item = ref()
-            if item is not None and self._idle(item) and not (item._writing or item._loading or item._unencodable):
+            if (
+                item is not None
+                and self._idle(item)
+                and not (item._writing or item._loading or item._unencodable)
+                and not (unstored and item._token is not None)
+            ):
                 return item
         return None
 
@@ -625,25 +655,58 @@ class FBPool(Generic[T]):
                     break
                 _refuse_waiting_on_own_guard(item, "a write of the value")
                 self._wait_locked(item)
-            item._writing = True
-            item._drop_after_write = False
+            charge = self._start_write_locked(item, None)
             key, value = item._key, item._value
-        return self._write(item._ref, key, value, False)  # type: ignore[return-value]
+        try:
+            return self._write(item._ref, key, value, False)  # type: ignore[return-value]
+        finally:
+            if charge.nbytes is not None:  # final: `_write` detached it from the item
+                with self._lock:
+                    self._release_charge_locked(charge)
 
     def _persist(self, item: Fb[T], tracked: TrackedPath) -> uuid.UUID:
         token = self._write_now(item)
         self.store.persist_blob(token, tracked)
         return token.key
 
-    def _write_back(self, ref: _ItemRef, key: uuid.UUID, value: Any, size: int) -> None:
-        """The background eviction write of an item of `size` bytes."""
+    def _write_back(self, ref: _ItemRef, key: uuid.UUID, value: Any, charge: WriteCharge) -> None:
+        """The eviction write of an item, on a worker or the evicting thread."""
         try:
             self._write(ref, key, value, True)
         finally:
             with self._lock:
-                self._backlog_items -= 1
-                self._backlog_bytes -= size
-                self._backlog_done.notify_all()
+                self._release_charge_locked(charge)
+
+    def _write_ahead(self, ref: _ItemRef, key: uuid.UUID, value: Any, charge: WriteCharge) -> None:
+        """The background write of an item ahead of its eviction."""
+        try:
+            self._write(ref, key, value, True)
+        finally:
+            with self._lock:
+                self._writing_ahead -= 1
+                self._release_charge_locked(charge)
+
+    def _start_write_locked(self, item: Fb[T], evicting: int | None) -> WriteCharge:
+        """Mark `item` as writing; `evicting`: the bytes its eviction write holds
+        in the backlog (None: the item stays in memory while written)."""
+        item._writing = True
+        item._drop_after_write = evicting is not None
+        charge = item._charge = WriteCharge()
+        if evicting is not None:
+            self._charge_locked(charge, evicting)
+        return charge
+
+    def _charge_locked(self, charge: WriteCharge, nbytes: int) -> None:
+        charge.nbytes = nbytes
+        self._backlog_items += 1
+        self._backlog_bytes += nbytes
+
+    def _release_charge_locked(self, charge: WriteCharge) -> None:
+        if charge.nbytes is not None:
+            self._backlog_items -= 1
+            self._backlog_bytes -= charge.nbytes
+            charge.nbytes = None
+            self._backlog_done.notify_all()
 
     def _write(self, ref: _ItemRef, key: uuid.UUID, value: Any, background: bool) -> Token | None:
         """Write `value` under `key` for the item behind `ref`, which the caller
@@ -661,6 +724,7 @@ class FBPool(Generic[T]):
                 item = ref()
                 if item is not None:
                     item._writing = False
+                    item._charge = None
                     if isinstance(error, EncodeError):
                         item._unencodable = item._key == key  # kept in memory, not retried until it changes
                         item._drop_after_write = False
@@ -680,6 +744,7 @@ class FBPool(Generic[T]):
             item = ref()
             if item is not None:
                 item._writing = False
+                item._charge = None
                 if item._key == key:
                     item._token = token
                     if item._drop_after_write and self._idle(item) and item._ref not in self._lru:
@@ -727,7 +792,21 @@ class FBPool(Generic[T]):
                 return
             if lru.nbytes + incoming + self._reserved + self._backlog_bytes <= max_bytes:
                 return
+            self._write_ahead_locked()
             self._backlog_done.wait()
+
+    def _write_ahead_locked(self) -> None:
+        """While a thread waits for eviction writes, start writing one of the
+        least recently used items not stored yet: it stays in memory and in the
+        LRU order, and its eviction then frees its memory at once. The store's
+        writes overlap instead of running one after another."""
+        if self._writing_ahead >= _WRITE_AHEAD:
+            return
+        item = self._least_recent_idle_locked(unstored=True, window=_WRITE_AHEAD_WINDOW)
+        if item is not None:
+            self._writing_ahead += 1
+            charge = self._start_write_locked(item, None)
+            self.store.spawn(self._write_ahead, item._ref, item._key, item._value, charge)
 
     def _evict_all_locked(self, victims: list[_ItemRef]) -> None:
         for ref in victims:
@@ -748,13 +827,12 @@ class FBPool(Generic[T]):
             return  # stays in memory, outside the LRU order, until it changes or is used again
         elif item._writing:
             item._drop_after_write = True
+            charge = item._charge
+            if charge is not None and charge.nbytes is None:
+                self._charge_locked(charge, max(item._size, 0))  # in memory until the write ends
         else:
-            size = max(item._size, 0)
-            item._writing = True
-            item._drop_after_write = True
-            self._backlog_items += 1
-            self._backlog_bytes += size
-            write = (item._ref, item._key, item._value, size)
+            charge = self._start_write_locked(item, max(item._size, 0))
+            write = (item._ref, item._key, item._value, charge)
             if self._inline_writes is not None:
                 self._inline_writes.append(write)
             else:
