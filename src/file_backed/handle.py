@@ -73,7 +73,7 @@ class Fb(Generic[T]):
         self._token = token
         self._size = size  # by the pool's sizeof; -1 while not measured
         self._buffers: list[Allocation] | None = None  # what a loaded value was read into
-        self._readers: list[int] = []  # the threads holding read guards, once per guard
+        self._readers: list[int] | None = None  # the threads holding read guards, once per guard
         self._writer = 0  # the thread holding the write guard, 0 when none
         self._loading = False
         self._writing = False
@@ -135,7 +135,11 @@ class Fb(Generic[T]):
     def _read_guard_locked(self) -> ReadGuard[T]:
         """A read guard of the calling thread on the resident value (pool lock held)."""
         thread = threading.get_ident()
-        self._readers.append(thread)
+        readers = self._readers
+        if readers is None:
+            self._readers = [thread]  # kept once made: most items are never guarded
+        else:
+            readers.append(thread)
         return ReadGuard(self, self._value, thread)
 
     def load_mut(self) -> WriteGuard[T]:

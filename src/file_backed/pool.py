@@ -164,6 +164,9 @@ class FBPool(Generic[T]):
         self._sizeof = sizeof if sizeof is not None else default_sizeof
         self._lock = threading.Lock()
         self._dead: collections.deque[_ItemRef] = collections.deque()
+        # The weak reference callback of every handle (no object per handle):
+        # a dead handle's entry is purged from the LRU order under the lock.
+        self._forget: Callable[[_ItemRef], None] = self._dead.append
         self._counts = collections.Counter[str]()
         self._hits = 0  # apart from `_counts`: the hit path counts it
         # Eviction writes running now, and the condition `insert` waits on
@@ -588,6 +591,7 @@ class FBPool(Generic[T]):
             return  # a guard taken before a fork: the pool is unusable in the child
         with self._lock:
             readers = item._readers
+            assert readers is not None, "a read guard is released after it was taken"
             readers.remove(thread)
             if not readers and (item._evict_on_release or item._cond is not None):
                 self._after_release_locked(item)
@@ -926,10 +930,6 @@ class FBPool(Generic[T]):
     def _being_evicted(self, item: Fb[T]) -> bool:
         return item._ref not in self._lru and (item._drop_after_write or item._evict_on_release)
 
-    def _forget(self, ref: _ItemRef) -> None:
-        """Weakref callback of a dead handle (may run in any thread, at any point)."""
-        self._dead.append(ref)
-
     def _purge_locked(self) -> None:
         dead = self._dead
         while dead:
@@ -951,7 +951,7 @@ def _refuse_waiting_on_own_guard(item: Fb[Any], wanted: str) -> None:
     thread = threading.get_ident()
     if item._writer == thread:
         held = "its write guard (load_mut)"
-    elif thread in item._readers and wanted != "a read guard":
+    elif item._readers and thread in item._readers and wanted != "a read guard":
         held = "a read guard (load)"
     else:
         return

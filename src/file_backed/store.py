@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import functools
 import logging
 import os
 import threading
@@ -177,7 +176,9 @@ class BackingStore:
         self._workers = Workers(count, on_error=on_error)
         self._calls: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._use_counts: dict[uuid.UUID, weakref.ref[Token]] = {}
+        self._use_counts: dict[uuid.UUID, weakref.KeyedRef[uuid.UUID, Token]] = {}
+        # One callback for every token's weak reference (no object per token).
+        self._on_token_dropped = self._token_dropped
         self._key_locks = tuple(threading.Lock() for _ in range(_KEY_LOCKS))
         self._closed = False
         self._epoch = forking.epoch
@@ -409,12 +410,12 @@ class BackingStore:
     def _new_token(self, key: uuid.UUID, nbytes: int | None) -> Token:
         token = Token(key, self, nbytes)
         with self._lock:
-            self._use_counts[key] = weakref.ref(token, functools.partial(self._token_dropped, key))
+            self._use_counts[key] = weakref.KeyedRef(token, self._on_token_dropped, key)
         return token
 
-    def _token_dropped(self, key: uuid.UUID, _ref: weakref.ref[Token]) -> None:
+    def _token_dropped(self, ref: weakref.KeyedRef[uuid.UUID, Token]) -> None:
         """Weak reference callback (any thread, any point): defer the release."""
-        self._workers.defer(self._release_key, key)
+        self._workers.defer(self._release_key, ref.key)
 
     def _release_key(self, key: uuid.UUID) -> None:
         with self._key_lock(key):
