@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
 import logging
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import attrs
@@ -308,8 +307,7 @@ class FBPool(Generic[T]):
                 return item
             while self._backlog_over_locked():
                 self._backlog_done.wait()
-            with self._writes_here_locked(True) as writes:
-                self._admit_locked(item)
+            writes = self._collecting_writes_locked(True, self._admit_locked, item)
         self._write_here(writes)
         return item
 
@@ -320,18 +318,20 @@ class FBPool(Generic[T]):
         mean = self._mean_written
         return mean is not None and mean <= self.store.cheap_writes_up_to
 
-    @contextlib.contextmanager
-    def _writes_here_locked(self, inline: bool) -> Iterator[list[tuple[Any, ...]]]:
-        """Within the block, eviction writes are collected (when `inline`) for
-        `_write_here` to run once the lock is released, instead of going to
-        the worker threads."""
+    def _collecting_writes_locked(
+        self, inline: bool, enter: Callable[[Fb[T]], None], item: Fb[T]
+    ) -> list[tuple[Any, ...]]:
+        """Call ``enter(item)``; the eviction writes it causes are returned (when
+        `inline`) for `_write_here` to run once the lock is released, instead of
+        going to the worker threads."""
         writes: list[tuple[Any, ...]] = []
         if inline:
             self._inline_writes = writes
         try:
-            yield writes
+            enter(item)
         finally:
             self._inline_writes = None
+        return writes
 
     def _write_here(self, writes: list[tuple[Any, ...]]) -> None:
         """Run on this thread the eviction writes collected under the lock, after
@@ -580,8 +580,7 @@ class FBPool(Generic[T]):
             read_guard = item._read_guard_locked() if guard == "read" else None
             if read_guard is None:
                 item._writer = threading.get_ident()
-            with self._writes_here_locked(self._small_blobs_locked()) as writes:
-                self._enter_locked(item)
+            writes = self._collecting_writes_locked(self._small_blobs_locked(), self._enter_locked, item)
             self._notify_locked(item)
         self._write_here(writes)
         return read_guard
