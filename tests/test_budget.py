@@ -191,6 +191,27 @@ def test_an_item_evicted_while_written_ahead_holds_its_bytes_until_the_write_end
     store.finished()
 
 
+@pytest.mark.timeout(30)
+def test_an_item_evicted_during_write_now_holds_its_bytes_until_the_write_ends(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=100_000)
+    first = pool.insert(bytes(60_000))
+    held, release = backend.gate(first.key)
+    writer = threading.Thread(target=first.write_now)
+    writer.start()
+    assert held.wait(10)
+    handles: list[fb.Fb[Any]] = []
+    inserter, inserted = _insert_in_thread(pool, bytes(60_000), handles)  # evicts `first`, still being written
+    assert not inserted.wait(0.1)  # `first` is in memory until its write ends: no room yet
+    release.set()
+    writer.join(10)
+    inserter.join(10)
+    assert inserted.is_set() and not first.resident
+    assert pool.stats.bytes <= 100_000
+    store.finished()
+
+
 async def test_ainsert_returns_a_handle_like_insert(store: fb.BackingStore) -> None:
     pool = fb.FBPool(store, max_items=2)
     handles = [await pool.ainsert(index) for index in range(5)]
