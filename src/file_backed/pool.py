@@ -9,7 +9,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, Self, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, Self, TypeAlias, TypeVar, overload
 
 import attrs
 
@@ -478,7 +478,16 @@ class FBPool(Generic[T]):
 
     # -- guards (called by Fb) -------------------------------------------------------
 
-    def _acquire_read(self, item: Fb[T], *, wait: bool, rescue: bool) -> ReadGuard[T] | None:
+    @overload
+    def _acquire_read(self, item: Fb[T], *, wait: bool, rescue: bool) -> ReadGuard[T] | None: ...
+
+    @overload
+    def _acquire_read(self, item: Fb[T], *, wait: Literal[True], rescue: bool, guarded: Literal[False]) -> T: ...
+
+    def _acquire_read(self, item: Fb[T], *, wait: bool, rescue: bool, guarded: bool = True) -> ReadGuard[T] | T | None:
+        """A read guard on `item` (None when not `wait` and it is not at hand);
+        not `guarded`: the value itself, which the caller's reference keeps
+        alive (`Fb.get`)."""
         self.store._check_process()
         with self._lock:
             self._purge_locked()
@@ -489,7 +498,7 @@ class FBPool(Generic[T]):
                             return None
                         self._hits += 1
                         self._enter_locked(item)
-                        return item._read_guard_locked()
+                        return item._read_guard_locked() if guarded else item._value
                     if not item._loading and wait:
                         break
                 if not wait:
@@ -497,7 +506,8 @@ class FBPool(Generic[T]):
                 _refuse_waiting_on_own_guard(item, "a read guard")
                 self._wait_locked(item)
             token = self._start_load_locked(item)
-        return self._load_unlocked(item, token, guard="read")
+        loaded: ReadGuard[T] | T = self._load_unlocked(item, token, guard="read" if guarded else "none")
+        return loaded
 
     def _acquire_write(self, item: Fb[T], *, wait: bool) -> WriteGuard[T] | None:
         token: Token | None = None
@@ -537,12 +547,13 @@ class FBPool(Generic[T]):
         self._counts["misses"] += 1
         return token
 
-    def _load_unlocked(self, item: Fb[T], token: Token, *, guard: str) -> ReadGuard[T] | None:
+    def _load_unlocked(self, item: Fb[T], token: Token, *, guard: str) -> Any:
         """Load `item` (marked loading by `_start_load_locked`), make it resident,
         take the `guard` (``"read"``: a read guard, returned; ``"write"``: the
-        write lock) and enter it in the LRU order, all in one step so the item
-        cannot be evicted before it is guarded. With a byte budget, room for the
-        blob is made before it is read. The caller does not hold the lock."""
+        write lock; ``"none"``: no guard, the value is returned) and enter it in
+        the LRU order, all in one step so the item cannot be evicted before it
+        is guarded. With a byte budget, room for the blob is made before it is
+        read. The caller does not hold the lock."""
         reserved = 0
         load = collecting(None)
         try:
@@ -577,13 +588,15 @@ class FBPool(Generic[T]):
             item._size = size
             self._counts["loads"] += 1
             self._counts["bytes_loaded"] += buffers.allocated or token.nbytes or 0
-            read_guard = item._read_guard_locked() if guard == "read" else None
-            if read_guard is None:
+            result: Any = value
+            if guard == "read":
+                result = item._read_guard_locked()
+            elif guard == "write":
                 item._writer = threading.get_ident()
             writes = self._collecting_writes_locked(self._small_blobs_locked(), self._enter_locked, item)
             self._notify_locked(item)
         self._write_here(writes)
-        return read_guard
+        return result
 
     def _release_read(self, item: Fb[T], thread: int) -> None:
         if self.store._epoch != forking.epoch:
@@ -626,11 +639,10 @@ class FBPool(Generic[T]):
         return True
 
     def _get_missed(self, item: Fb[T]) -> T:
-        """`Fb.get` after its hit path missed: load (or wait for) the value."""
-        guard = self._acquire_read(item, wait=True, rescue=True)
-        assert guard is not None, "a waiting acquisition always returns a guard"
-        with guard as value:
-            return value
+        """`Fb.get` after its hit path missed: load (or wait for) the value. No
+        guard is taken: the reference returned keeps the value alive."""
+        value: T = self._acquire_read(item, wait=True, rescue=True, guarded=False)
+        return value
 
     def _nbytes(self, item: Fb[T]) -> int:
         size = item._size
