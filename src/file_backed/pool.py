@@ -684,21 +684,15 @@ class FBPool(Generic[T]):
         self.store.persist_blob(token, tracked)
         return token.key
 
-    def _write_back(self, ref: _ItemRef, key: uuid.UUID, value: Any, charge: WriteCharge) -> None:
-        """The eviction write of an item, on a worker or the evicting thread."""
+    def _write_back(self, ref: _ItemRef, key: uuid.UUID, value: Any, charge: WriteCharge, ahead: bool = False) -> None:
+        """The eviction write of an item, on a worker or the evicting thread;
+        `ahead`: a background write ahead of its eviction."""
         try:
             self._write(ref, key, value, True)
         finally:
             with self._lock:
-                self._release_charge_locked(charge)
-
-    def _write_ahead(self, ref: _ItemRef, key: uuid.UUID, value: Any, charge: WriteCharge) -> None:
-        """The background write of an item ahead of its eviction."""
-        try:
-            self._write(ref, key, value, True)
-        finally:
-            with self._lock:
-                self._writing_ahead -= 1
+                if ahead:
+                    self._writing_ahead -= 1
                 self._release_charge_locked(charge)
 
     def _start_write_locked(self, item: Fb[T], evicting: int | None) -> WriteCharge:
@@ -821,7 +815,7 @@ class FBPool(Generic[T]):
         if item is not None:
             self._writing_ahead += 1
             charge = self._start_write_locked(item, None)
-            self.store.spawn(self._write_ahead, item._ref, item._key, item._value, charge)
+            self.store.spawn(self._write_back, item._ref, item._key, item._value, charge, True)
 
     def _evict_all_locked(self, victims: list[_ItemRef]) -> None:
         for ref in victims:
