@@ -584,7 +584,7 @@ class FBPool(Generic[T]):
             self._counts["buffers_reused"] += buffers.reused
             item._loading = False
             item._value = value
-            item._buffers = buffers.owned or None
+            item._buffers = _worth_recording(buffers.owned)
             item._size = size
             self._counts["loads"] += 1
             self._counts["bytes_loaded"] += buffers.allocated or token.nbytes or 0
@@ -964,6 +964,17 @@ def _refuse_waiting_on_own_guard(item: Fb[Any], wanted: str) -> None:
         f"this thread holds {held} on {item!r} and asked for {wanted} of it, which would wait for itself "
         "forever; release the guard first (end its with block)"
     )
+
+
+def _worth_recording(allocations: list[Allocation]) -> list[Allocation] | None:
+    """The buffers of a load that its item keeps a record of: those the pool
+    may reuse or must not count as heap memory once the value is dropped
+    (None when there are none: small blobs, whose record would only be more
+    objects for the garbage collector to walk)."""
+    if not allocations:
+        return None
+    kept = [allocation for allocation in allocations if allocation[2] >= _REUSE_FROM or is_mapping(allocation)]
+    return kept or None
 
 
 def _live(ref: _ItemRef) -> Fb[Any] | None:
