@@ -65,12 +65,13 @@ async def _task(pool: fb.FBPool[list[int]], seed: int) -> None:
         assert value == expected
 
 
+@pytest.mark.parametrize("max_bytes", [None, 3_000], ids=["items", "bytes"])
 @pytest.mark.parametrize("backend", ["memory", "fs_hardlink"])
-def test_threads_and_tasks_lose_nothing_and_leave_no_blob(backend: str, tmp_path: Path) -> None:
+def test_threads_and_tasks_lose_nothing_and_leave_no_blob(backend: str, max_bytes: int | None, tmp_path: Path) -> None:
     options = {"path": tmp_path / "temporary"} if backend == "fs_hardlink" else {}
     location = str(tmp_path / "persisted") if backend == "fs_hardlink" else f"stress-{tmp_path.name}"
     with fb.open_store(backend, **options) as store:
-        pool: fb.FBPool[list[int]] = fb.FBPool(store, max_items=16)
+        pool: fb.FBPool[list[int]] = fb.FBPool(store, max_items=16, max_bytes=max_bytes)
         tracked = store.track_path(location)
         errors: list[BaseException] = []
         threads = [threading.Thread(target=_worker, args=(pool, tracked, seed, errors)) for seed in range(8)]
