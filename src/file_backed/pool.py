@@ -559,15 +559,16 @@ class FBPool(Generic[T]):
         try:
             budget = self._lru.max_bytes is not None
             blob_size = self.store.blob_size(token) if budget else token.nbytes
-            with self._lock:
-                if budget:
-                    reserved = item._size if item._size >= 0 else blob_size or 0
-                    self._make_room_locked(reserved, wait=True)
-                    self._reserved += reserved
-                load.buffers.spare = self._take_reusable_locked(blob_size)
-                trim = self._trim_before_locked(reserved)
-            if trim:
-                release_free_memory()
+            if budget or (blob_size is not None and blob_size >= _REUSE_FROM):  # else: nothing to reserve or reuse
+                with self._lock:
+                    if budget:
+                        reserved = item._size if item._size >= 0 else blob_size or 0
+                        self._make_room_locked(reserved, wait=True)
+                        self._reserved += reserved
+                    load.buffers.spare = self._take_reusable_locked(blob_size)
+                    trim = self._trim_before_locked(reserved)
+                if trim:
+                    release_free_memory()
             with load as buffers:
                 value = self.store.load_blob(token)
             size = self._measure(value) if budget else -1
@@ -580,8 +581,10 @@ class FBPool(Generic[T]):
             raise
         with self._lock:
             self._reserved -= reserved
-            self._keep_reusable_locked(buffers.spare, reserved)
-            self._counts["buffers_reused"] += buffers.reused
+            if buffers.spare is not None:
+                self._keep_reusable_locked(buffers.spare, reserved)
+            elif buffers.reused:
+                self._counts["buffers_reused"] += 1
             item._loading = False
             item._value = value
             item._buffers = _worth_recording(buffers.owned)
