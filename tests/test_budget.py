@@ -212,6 +212,27 @@ def test_an_item_evicted_during_write_now_holds_its_bytes_until_the_write_ends(
     store.finished()
 
 
+@pytest.mark.timeout(30)
+def test_the_write_of_evict_one_counts_against_the_budget_while_it_runs(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=100_000)
+    first = pool.insert(bytes(60_000))
+    held, release = backend.gate(first.key)
+    freed: list[int] = []
+    evicter = threading.Thread(target=lambda: freed.append(pool.evict_one()))
+    evicter.start()
+    assert held.wait(10)
+    handles: list[fb.Fb[Any]] = []
+    inserter, inserted = _insert_in_thread(pool, bytes(60_000), handles)
+    assert not inserted.wait(0.1)  # `first` is in memory until evict_one's write ends: no room yet
+    release.set()
+    evicter.join(10)
+    inserter.join(10)
+    assert freed == [60_000] and inserted.is_set() and not first.resident
+    store.finished()
+
+
 async def test_ainsert_returns_a_handle_like_insert(store: fb.BackingStore) -> None:
     pool = fb.FBPool(store, max_items=2)
     handles = [await pool.ainsert(index) for index in range(5)]

@@ -432,34 +432,15 @@ class FBPool(Generic[T]):
             if item._token is not None:
                 self._drop_value_locked(item)
                 return size
-            item._writing = True
-            key, value = item._key, item._value
+            charge = self._start_write_locked(item, max(size, 0))
+            key = item._key
         try:
-            token, written = self.store.store_blob(key, value, spill=True)
+            self._write_back(item._ref, key, item._value, charge)  # the value cannot change while written
         except Exception as error:  # noqa: BLE001 - the item stays; reported through stats and the log
             logger.warning("could not evict %s: %r; it stays in memory", key, error)
-            with self._lock:
-                self._counts["eviction_failures"] += 1
-                item._writing = False
-                if isinstance(error, EncodeError):
-                    item._unencodable = item._key == key  # not picked again until it changes
-                elif item._ref not in self._lru and item._value is not ABSENT:
-                    self._lru.insert_last(item._ref, size)
-                self._notify_locked(item)
             return 0
-        del value
         with self._lock:
-            self._counts["stores"] += 1
-            self._counts["bytes_stored"] += written or 0
-            item._writing = False
-            if item._key == key:
-                item._token = token
-                if self._idle(item) and item._ref not in self._lru and item._value is not ABSENT:
-                    self._drop_value_locked(item)
-                    self._notify_locked(item)
-                    return size
-            self._notify_locked(item)
-        return 0
+            return size if item._value is ABSENT else 0
 
     def _least_recent_idle_locked(self, *, unstored: bool = False, window: int | None = None) -> Fb[T] | None:
         """The least recently used item (among the `window` least recent) that
