@@ -382,7 +382,7 @@ def remove_segment_files(root: Path) -> int:
 def _span(size: int) -> int:
     """The bytes a blob of `size` takes in a segment: blobs from `_PUNCH_FROM`
     on take whole filesystem blocks, so deleting one gives all of them back."""
-    return size if size < _PUNCH_FROM else -(-size // _BLOCK) * _BLOCK
+    return size if size < _PUNCH_FROM else _block_ceiling(size)
 
 
 def _padding(size: int) -> bytes:
@@ -392,7 +392,12 @@ def _padding(size: int) -> bytes:
 
 def _aligned(end: int, span: int) -> int:
     """Where a blob taking `span` bytes starts when the segment ends at `end`."""
-    return end if span < _PUNCH_FROM else -(-end // _BLOCK) * _BLOCK
+    return end if span < _PUNCH_FROM else _block_ceiling(end)
+
+
+def _block_ceiling(offset: int) -> int:
+    """`offset` rounded up to a whole filesystem block."""
+    return -(-offset // _BLOCK) * _BLOCK
 
 
 def punch_hole(fd: int, offset: int, size: int) -> None:
@@ -401,7 +406,7 @@ def punch_hole(fd: int, offset: int, size: int) -> None:
     ``FALLOC_FL_PUNCH_HOLE``); the range reads as zeros afterwards. Does
     nothing where that is unsupported."""
     call = _libc_fallocate()
-    start = -(-offset // _BLOCK) * _BLOCK
+    start = _block_ceiling(offset)
     end = (offset + size) // _BLOCK * _BLOCK
     if call is None or end <= start:
         return
