@@ -145,6 +145,16 @@ def _insert_in_thread(
     return inserter, inserted
 
 
+def _insert_waits_for(release: threading.Event, pool: fb.FBPool[Any], value: Any, handles: list[fb.Fb[Any]]) -> None:
+    """An insert of `value` on another thread finds no room in the budget until
+    `release` lets a held write end, and then goes in."""
+    inserter, inserted = _insert_in_thread(pool, value, handles)
+    assert not inserted.wait(0.1)
+    release.set()
+    inserter.join(10)
+    assert inserted.is_set()
+
+
 @pytest.mark.timeout(30)
 def test_a_wait_for_an_eviction_write_writes_the_next_least_recent_item_ahead(
     store: fb.BackingStore, backend: RecordingBackend
@@ -182,11 +192,8 @@ def test_an_item_evicted_while_written_ahead_holds_its_bytes_until_the_write_end
     release.set()
     inserter.join(10)
     assert inserted.is_set()
-    inserter, inserted = _insert_in_thread(pool, bytes(40_000), handles)  # evicts `second`, whose write is held
-    assert not inserted.wait(0.1)  # `second` is in memory until written: no room yet
-    release_ahead.set()
-    inserter.join(10)
-    assert inserted.is_set() and not second.resident
+    _insert_waits_for(release_ahead, pool, bytes(40_000), handles)  # evicts `second`, in memory until written
+    assert not second.resident
     assert pool.stats.bytes <= 100_000
     store.finished()
 
@@ -202,12 +209,9 @@ def test_an_item_evicted_during_write_now_holds_its_bytes_until_the_write_ends(
     writer.start()
     assert held.wait(10)
     handles: list[fb.Fb[Any]] = []
-    inserter, inserted = _insert_in_thread(pool, bytes(60_000), handles)  # evicts `first`, still being written
-    assert not inserted.wait(0.1)  # `first` is in memory until its write ends: no room yet
-    release.set()
+    _insert_waits_for(release, pool, bytes(60_000), handles)  # evicts `first`, in memory until its write ends
     writer.join(10)
-    inserter.join(10)
-    assert inserted.is_set() and not first.resident
+    assert not first.resident
     assert pool.stats.bytes <= 100_000
     store.finished()
 
@@ -224,12 +228,9 @@ def test_the_write_of_evict_one_counts_against_the_budget_while_it_runs(
     evicter.start()
     assert held.wait(10)
     handles: list[fb.Fb[Any]] = []
-    inserter, inserted = _insert_in_thread(pool, bytes(60_000), handles)
-    assert not inserted.wait(0.1)  # `first` is in memory until evict_one's write ends: no room yet
-    release.set()
+    _insert_waits_for(release, pool, bytes(60_000), handles)  # `first` is in memory until evict_one's write ends
     evicter.join(10)
-    inserter.join(10)
-    assert freed == [60_000] and inserted.is_set() and not first.resident
+    assert freed == [60_000] and not first.resident
     store.finished()
 
 
