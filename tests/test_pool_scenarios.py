@@ -62,6 +62,23 @@ def test_write_now_stores_once(store: fb.BackingStore, backend: RecordingBackend
     assert handle.resident
 
 
+@pytest.mark.timeout(30)
+def test_a_held_write_never_delays_the_writes_of_other_items(store: fb.BackingStore, backend: RecordingBackend) -> None:
+    pool = fb.FBPool(store, max_items=1000)
+    held_item = pool.insert("held")
+    entered, release = backend.gate(held_item.key)
+    holder = threading.Thread(target=held_item.write_now)
+    holder.start()
+    assert entered.wait(10)
+    others = [pool.insert(i) for i in range(500)]
+    for other in others:
+        other.write_now()  # would wait for `release` if two keys could share a lock
+    assert backend.count("store") == 501
+    release.set()
+    holder.join(10)
+    assert not holder.is_alive()
+
+
 def test_write_now_then_eviction_drops_without_writing(store: fb.BackingStore, backend: RecordingBackend) -> None:
     pool = fb.FBPool(store, max_items=1)
     handle = pool.insert("value")

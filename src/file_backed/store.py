@@ -25,6 +25,7 @@ from file_backed.errors import (
     StoreForkedError,
     StoreWriteError,
 )
+from file_backed.key_locks import KeyLocks
 from file_backed.workers import Workers
 
 __all__ = ["BackingStore", "TrackedPath"]
@@ -33,7 +34,6 @@ logger = logging.getLogger("file_backed")
 
 R = TypeVar("R")
 
-_KEY_LOCKS = 64
 _NOT_SPILLING = contextlib.nullcontext()
 #: `BackingStore.cheap_writes_up_to` of a backend that does not say.
 DEFAULT_CHEAP_WRITES_UP_TO = 32 * 1024
@@ -179,7 +179,7 @@ class BackingStore:
         self._use_counts: dict[uuid.UUID, weakref.KeyedRef[uuid.UUID, Token]] = {}
         # One callback for every token's weak reference (no object per token).
         self._on_token_dropped = self._token_dropped
-        self._key_locks = tuple(threading.Lock() for _ in range(_KEY_LOCKS))
+        self._key_locks: KeyLocks[uuid.UUID] = KeyLocks(self._lock)  # writes, deletes, links of one key
         self._closed = False
         self._epoch = forking.epoch
         self._pid = os.getpid()
@@ -228,7 +228,7 @@ class BackingStore:
         """Delete `key` from `tracked`; a no-op when it is not persisted there."""
         self._check_tracked(tracked)
         key = as_key(key)
-        with self._key_lock(key):
+        with self._key_locks.holding(key):
             if key not in tracked:
                 return
             self.hook.delete_persisted(path=tracked.path, key=key)
@@ -344,24 +344,31 @@ class BackingStore:
         """Write `data` under the new key `key`; returns its token and the bytes
         written. `spill`: the write evicts the value (see `file_backed.spilling`)."""
         self._check_open()
-        with self._key_lock(key):
+        with self._lock:
+            self._key_locks.hold_locked(key)
+            if key in self._use_counts:
+                self._key_locks.release_locked(key)
+                raise RuntimeError(f"a blob for key {key} already exists")
+        token = None
+        try:
+            with bound_to(key, self._signing_key), spilling.spill() if spill else _NOT_SPILLING:
+                written = self._store_hook(key=key, data=data)
+            token = Token(key, self, written)
+        except FileBackedError:
+            raise
+        except OSError as error:
+            raise StoreWriteError(
+                error.errno, f"could not write the blob of {key}: {error.strerror or error}", error.filename
+            ) from error
+        except Exception as error:
+            raise EncodeError(
+                f"could not encode the value of {key} ({type(data).__name__}): {type(error).__name__}: {error}"
+            ) from error
+        finally:
             with self._lock:
-                if key in self._use_counts:
-                    raise RuntimeError(f"a blob for key {key} already exists")
-            try:
-                with bound_to(key, self._signing_key), spilling.spill() if spill else _NOT_SPILLING:
-                    written = self._store_hook(key=key, data=data)
-            except FileBackedError:
-                raise
-            except OSError as error:
-                raise StoreWriteError(
-                    error.errno, f"could not write the blob of {key}: {error.strerror or error}", error.filename
-                ) from error
-            except Exception as error:
-                raise EncodeError(
-                    f"could not encode the value of {key} ({type(data).__name__}): {type(error).__name__}: {error}"
-                ) from error
-            token = self._new_token(key, written)
+                if token is not None:
+                    self._use_counts[key] = weakref.KeyedRef(token, self._on_token_dropped, key)
+                self._key_locks.release_locked(key)
         return token, written
 
     def load_blob(self, token: Token) -> Any:
@@ -380,7 +387,7 @@ class BackingStore:
     def persist_blob(self, token: Token, tracked: TrackedPath) -> bool:
         """Persist the blob of `token` at `tracked`; False when it already was there."""
         self._check_tracked(tracked)
-        with self._key_lock(token.key):
+        with self._key_locks.holding(token.key):
             if token.key in tracked:
                 return False
             self.hook.persist(dest_path=tracked.path, key=token.key)
@@ -393,7 +400,7 @@ class BackingStore:
         area unless a live or not yet deleted blob of that key is there already;
         None when `key` is not persisted at `tracked`."""
         self._check_tracked(tracked)
-        with self._key_lock(key):
+        with self._key_locks.holding(key):
             if key not in tracked:
                 return None
             with self._lock:
@@ -418,17 +425,23 @@ class BackingStore:
         self._workers.defer(self._release_key, ref.key)
 
     def _release_key(self, key: uuid.UUID) -> None:
-        with self._key_lock(key):
-            with self._lock:
-                ref = self._use_counts.get(key)
-                if ref is None or ref() is not None:
-                    return  # already deleted, or registered again meanwhile
+        with self._lock:
+            self._key_locks.hold_locked(key)
+            ref = self._use_counts.get(key)
+            if ref is None or ref() is not None:
+                self._key_locks.release_locked(key)
+                return  # already deleted, or registered again meanwhile
+        deleted = False
+        try:
             if self._closed or forking.inherited(self._epoch):
                 return
             self.hook.delete(key=key)
+            deleted = True
+        finally:
             with self._lock:
-                if self._use_counts.get(key) is ref:
+                if deleted and self._use_counts.get(key) is ref:
                     del self._use_counts[key]
+                self._key_locks.release_locked(key)
 
     def _delete_remaining_blobs(self) -> None:
         with self._lock:
@@ -439,9 +452,6 @@ class BackingStore:
                 self.hook.delete(key=key)
             except Exception as error:  # noqa: BLE001 - closing goes on; the blob is only garbage
                 logger.warning("could not delete the temporary blob %s while closing: %r", key, error)
-
-    def _key_lock(self, key: uuid.UUID) -> threading.Lock:
-        return self._key_locks[key.int % _KEY_LOCKS]
 
     def _call_executor(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:
