@@ -178,6 +178,14 @@ def test_a_wait_for_an_eviction_write_writes_the_next_least_recent_item_ahead(
     assert second.get() == bytes(40_000)
 
 
+def test_without_evictions_nothing_is_written_ahead(store: fb.BackingStore, backend: RecordingBackend) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=200_000)
+    handles = [pool.insert(bytes(45_000)) for _ in range(4)]
+    store.finished()
+    assert all(handle.resident for handle in handles)
+    assert backend.count("store") == 0
+
+
 @pytest.mark.timeout(30)
 def test_an_item_evicted_while_written_ahead_holds_its_bytes_until_the_write_ends(
     store: fb.BackingStore, backend: RecordingBackend
