@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 __all__ = ["SegmentedLRU"]
@@ -29,8 +29,8 @@ class SegmentedLRU(Generic[K]):
 
     __slots__ = (
         "_back",
-        "_front",
         "back_items",
+        "front",
         "front_bytes",
         "front_bytes_cap",
         "front_items",
@@ -40,8 +40,10 @@ class SegmentedLRU(Generic[K]):
     )
 
     def __init__(self, max_items: int, max_bytes: int | None = None) -> None:
-        # Most recently entered last; each maps an entry to its size.
-        self._front: OrderedDict[K, int] = OrderedDict()
+        # Most recently entered last; each maps an entry to its size. `front`
+        # is the front half (entries whose access moves nothing): read-only
+        # for callers, an attribute rather than a property for the hit path.
+        self.front: OrderedDict[K, int] = OrderedDict()
         self._back: OrderedDict[K, int] = OrderedDict()
         self.nbytes = 0
         self.front_bytes = 0
@@ -64,32 +66,27 @@ class SegmentedLRU(Generic[K]):
         return self._rebalance()
 
     def __len__(self) -> int:
-        return len(self._front) + len(self._back)
-
-    @property
-    def front(self) -> Mapping[K, int]:
-        """The front half (entries whose access moves nothing), read-only by contract."""
-        return self._front
+        return len(self.front) + len(self._back)
 
     def __contains__(self, entry: object) -> bool:
-        return entry in self._front or entry in self._back
+        return entry in self.front or entry in self._back
 
     def order(self) -> list[K]:
         """Entries from the front of the front half to the end of the back half."""
-        return [*reversed(self._front), *reversed(self._back)]
+        return [*reversed(self.front), *reversed(self._back)]
 
     def size_of(self, entry: K) -> int | None:
         """The size `entry` was entered with, or None when it is not here."""
-        size = self._front.get(entry)
+        size = self.front.get(entry)
         return self._back.get(entry) if size is None else size
 
     def insert(self, entry: K, size: int = 0) -> list[K]:
         """Enter `entry` at the front (or access it when present); returns the victims."""
-        if entry in self._front:
+        if entry in self.front:
             return []
         if entry in self._back:
             return self.access(entry)
-        self._front[entry] = size
+        self.front[entry] = size
         self.front_bytes += size
         self.nbytes += size
         return self._rebalance()
@@ -103,16 +100,16 @@ class SegmentedLRU(Generic[K]):
 
     def access(self, entry: K) -> list[K]:
         """Record an access to a present entry; returns the victims."""
-        if entry in self._front:
+        if entry in self.front:
             return []
         size = self._back.pop(entry)
-        self._front[entry] = size
+        self.front[entry] = size
         self.front_bytes += size
         return self._rebalance()
 
     def remove(self, entry: K) -> bool:
         """Take `entry` out of the order; False when it was not there."""
-        size = self._front.pop(entry, None)
+        size = self.front.pop(entry, None)
         if size is not None:
             self.front_bytes -= size
         else:
@@ -125,10 +122,10 @@ class SegmentedLRU(Generic[K]):
     def set_size(self, entry: K, size: int) -> list[K]:
         """Change the size of a present entry in place (no access); returns the
         victims. A no-op for an absent entry."""
-        if entry in self._front:
-            self.front_bytes += size - self._front[entry]
-            self.nbytes += size - self._front[entry]
-            self._front[entry] = size
+        if entry in self.front:
+            self.front_bytes += size - self.front[entry]
+            self.nbytes += size - self.front[entry]
+            self.front[entry] = size
         elif entry in self._back:
             self.nbytes += size - self._back[entry]
             self._back[entry] = size
@@ -140,22 +137,22 @@ class SegmentedLRU(Generic[K]):
         """Entries from the least recently used (the end of the back half) on.
         Do not change the order while iterating."""
         yield from self._back
-        yield from self._front
+        yield from self.front
 
     def pop_victim(self) -> K | None:
         """Take out the least recently used entry (the end of the back half, else
         of the front half); None when empty."""
         if self._back:
             return self._pop_last(self._back)
-        if self._front:
-            entry, size = self._front.popitem(last=False)
+        if self.front:
+            entry, size = self.front.popitem(last=False)
             self.front_bytes -= size
             self.nbytes -= size
             return entry
         return None
 
     def _rebalance(self) -> list[K]:
-        front, back = self._front, self._back
+        front, back = self.front, self._back
         cap = self.front_bytes_cap
         while len(front) > self.front_items or (cap is not None and self.front_bytes > cap):
             entry, size = front.popitem(last=False)
