@@ -438,6 +438,16 @@ def test_stats_count_hits_misses_and_loads(store: fb.BackingStore) -> None:
     assert (stats.hits, stats.misses, stats.loads, stats.stores) == (1, 1, 1, 1)
 
 
+@pytest.mark.parametrize("size", [100, 200_000], ids=["small blob", "reusable buffer"])
+def test_bytes_loaded_counts_the_blob_bytes_read_back(real_store: fb.BackingStore, size: int) -> None:
+    pool = fb.FBPool(real_store, max_items=1)
+    handle = pool.insert(bytes(size))
+    handle.write_now()
+    assert pool.evict_one() >= 0 and not handle.resident
+    assert handle.get() == bytes(size)
+    assert pool.stats.bytes_loaded == pool.stats.bytes_stored > size  # the one blob, read back once
+
+
 def test_store_closed_rejects_use(backend: RecordingBackend) -> None:
     store = fb.BackingStore(backend)
     pool = fb.FBPool(store, max_items=1)

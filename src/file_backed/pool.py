@@ -536,42 +536,56 @@ class FBPool(Generic[T]):
         is guarded. With a byte budget, room for the blob is made before it is
         read. The caller does not hold the lock."""
         reserved = 0
-        load = collecting(None)
+        load: collecting | None = None
         try:
             budget = self._lru.max_bytes is not None
             blob_size = self.store.blob_size(token) if budget else token.nbytes
-            if budget or (blob_size is not None and blob_size >= _REUSE_FROM):  # else: nothing to reserve or reuse
+            reusable = blob_size is not None and blob_size >= _REUSE_FROM
+            if reusable or blob_size is None:  # else: no buffer worth recording (see _worth_recording)
+                load = collecting(None)
+            if budget or reusable:  # else: nothing to reserve or reuse
                 with self._lock:
                     if budget:
                         reserved = item._size if item._size >= 0 else blob_size or 0
                         self._make_room_locked(reserved, wait=True)
                         self._reserved += reserved
-                    load.buffers.spare = self._take_reusable_locked(blob_size)
+                    if load is not None:
+                        load.buffers.spare = self._take_reusable_locked(blob_size)
                     trim = self._trim_before_locked(reserved)
                 if trim:
                     release_free_memory()
-            with load as buffers:
+            if load is None:
                 value = self.store.load_blob(token)
+            else:
+                with load:
+                    value = self.store.load_blob(token)
             size = self._measure(value) if budget else -1
         except BaseException:
             with self._lock:
                 self._reserved -= reserved
-                self._keep_reusable_locked(load.buffers.spare, reserved)
+                if load is not None:
+                    self._keep_reusable_locked(load.buffers.spare, reserved)
                 item._loading = False
                 self._notify_locked(item)
             raise
         with self._lock:
             self._reserved -= reserved
-            if buffers.spare is not None:
-                self._keep_reusable_locked(buffers.spare, reserved)
-            elif buffers.reused:
-                self._counts["buffers_reused"] += 1
+            if load is None:
+                item._buffers = None
+                loaded = blob_size or 0
+            else:
+                buffers = load.buffers
+                if buffers.spare is not None:
+                    self._keep_reusable_locked(buffers.spare, reserved)
+                elif buffers.reused:
+                    self._counts["buffers_reused"] += 1
+                item._buffers = _worth_recording(buffers.owned)
+                loaded = buffers.allocated or token.nbytes or 0
             item._loading = False
             item._value = value
-            item._buffers = _worth_recording(buffers.owned)
             item._size = size
             self._counts["loads"] += 1
-            self._counts["bytes_loaded"] += buffers.allocated or token.nbytes or 0
+            self._counts["bytes_loaded"] += loaded
             result: Any = value
             if guard == "read":
                 result = item._read_guard_locked()
