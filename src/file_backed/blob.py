@@ -101,8 +101,8 @@ _KNOWN_HEADERS_LIMIT = 64
 
 
 class _Binding(threading.local):
-    #: (key bytes, signing key) of the hook call on this thread, None outside one.
-    binding: tuple[bytes, bytes | None] | None = None
+    #: (key, signing key) of the hook call on this thread, None outside one.
+    binding: tuple[uuid.UUID, bytes | None] | None = None
 
 
 _current = _Binding()
@@ -191,9 +191,9 @@ class bound_to:
     __slots__ = ("_key", "_outer", "_signing_key")
 
     def __init__(self, key: uuid.UUID, signing_key: bytes | None = None) -> None:
-        self._key = key.bytes
+        self._key = key
         self._signing_key = signing_key
-        self._outer: tuple[bytes, bytes | None] | None = None
+        self._outer: tuple[uuid.UUID, bytes | None] | None = None
 
     def __enter__(self) -> None:
         self._outer = _current.binding
@@ -208,7 +208,7 @@ def _binding(key: uuid.UUID | None, signing_key: bytes | None) -> tuple[bytes, b
     outer = _current.binding
     if outer is None:
         return (_NO_KEY if key is None else key.bytes), signing_key
-    return (outer[0] if key is None else key.bytes), (outer[1] if signing_key is None else signing_key)
+    return (outer[0] if key is None else key).bytes, (outer[1] if signing_key is None else signing_key)
 
 
 def signing_key_bytes(key: str | bytes | bytearray | None, *, option: str = "signing_key") -> bytes | None:
