@@ -22,8 +22,9 @@ class KeyLocks(Generic[K]):
     change its own state in the same critical section (one lock round instead
     of two); `holding` takes it itself.
 
-    Notes on thread safety: a key is held by one thread at a time and is not
-    reentrant; any thread may release a key it holds.
+    Notes on thread safety: any thread may hold any key; a key is held by one
+    thread at a time and is not reentrant (a thread that holds a key and asks
+    for it again waits forever).
     """
 
     def __init__(self, lock: threading.Lock) -> None:
