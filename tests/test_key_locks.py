@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -73,3 +74,29 @@ def test_a_thread_waiting_for_a_key_leaves_the_owners_lock_free() -> None:
         lock.release()
     waiter.join(10)
     assert not waiter.is_alive() and len(locks) == 1  # the waiter holds key 1 now
+
+
+@pytest.mark.timeout(60)
+def test_threads_holding_random_keys_never_share_one() -> None:
+    lock = threading.Lock()
+    locks: KeyLocks[int] = KeyLocks(lock)
+    holders = [0] * 8
+    overlaps: list[int] = []
+
+    def work(seed: int) -> None:
+        for step in range(2000):
+            key = (seed * 7919 + step * 104729) % len(holders)
+            with locks.holding(key):
+                holders[key] += 1
+                time.sleep(0)  # lets another thread run inside the held key, if it could
+                if holders[key] != 1:
+                    overlaps.append(key)
+                holders[key] -= 1
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(50)
+    assert not any(thread.is_alive() for thread in threads)
+    assert overlaps == [] and len(locks) == 0
