@@ -190,11 +190,15 @@ class Context:
         return path
 
     def settle(self, *, drop: bool = True) -> None:
-        """Between two measured runs: collect garbage, write dirty pages back
+        """Between two measured runs: collect garbage and freeze what survives
+        (``gc.freeze``: what earlier runs keep alive until the end of the suite,
+        such as the deferred stores' handles, is no longer walked by the next
+        run's collections, as in a fresh process), write dirty pages back
         (``sync``) so one run's writeback does not land on the next, and when
         `drop` and `drop_caches` (``--full``) also drop the page cache (when
         permitted; counted in `caches_dropped`)."""
         gc.collect()
+        gc.freeze()
         os.sync()
         if drop and self.drop_caches:
             try:
@@ -241,12 +245,14 @@ class Context:
         self._deferred.append((fn, keep))
 
     def close(self) -> None:
-        """Run the deferred calls, then remove every scratch directory."""
+        """Run the deferred calls, return frozen objects to the collector, then
+        remove every scratch directory."""
         deferred, self._deferred = self._deferred, []
         try:
             for fn, _ in deferred:
                 fn()
         finally:
+            gc.unfreeze()
             shutil.rmtree(self._root, ignore_errors=True)
 
 
