@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from .common import Context, MiB, Row, Section, Target, Workload, page_cache_note, run_child
 
@@ -253,53 +254,33 @@ def run_w4(ctx: Context) -> Section:
             peaks[name].append((figures["peak"] - figures["baseline"]) / MiB)
     library = "file_backed"
     indicative = ctx.mode != "full"
-    section.rows.append(
-        Row("w4", "insert GB/s", "GB/s", tuple(inserts[library]), "raw write+rename", tuple(inserts["raw disk"]))
-    )
-    section.rows.append(
-        Row(
-            "w4",
+
+    def against_raw(metric: str, figures: dict[str, list[float]], raw: str, **extra: Any) -> Row:
+        return Row("w4", metric, "GB/s", tuple(figures[library]), raw, tuple(figures["raw disk"]), **extra)
+
+    section.rows += [
+        against_raw("insert GB/s", inserts, "raw write+rename"),
+        against_raw(
             "scan GB/s",
-            "GB/s",
-            tuple(scans[library]),
+            scans,
             "raw open+readv",
-            tuple(scans["raw disk"]),
-            Target("ratio", ">=", 0.8, ">= 0.8x raw read"),
-            indicative,
-        )
-    )
-    section.rows.append(
-        Row(
-            "w4",
+            target=Target("ratio", ">=", 0.8, ">= 0.8x raw read"),
+            indicative=indicative,
+        ),
+        against_raw(
             "first scan GB/s",
-            "GB/s",
-            tuple(first_scans[library]),
+            first_scans,
             "raw open+readv",
-            tuple(first_scans["raw disk"]),
             note="writes the values the inserts left in memory as they are evicted",
-        )
-    )
-    section.rows.append(
-        Row(
-            "w4",
-            "second scan GB/s",
-            "GB/s",
-            tuple(second_scans[library]),
-            "raw open+readv",
-            tuple(second_scans["raw disk"]),
-        )
-    )
-    section.rows.append(
-        Row(
-            "w4",
+        ),
+        against_raw("second scan GB/s", second_scans, "raw open+readv"),
+        against_raw(
             "inserts and scans GB/s",
-            "GB/s",
-            tuple(end_to_end[library]),
+            end_to_end,
             "raw disk",
-            tuple(end_to_end["raw disk"]),
             note="three times the data over the whole run: every write and read counted once",
-        )
-    )
+        ),
+    ]
     for peer in SYSTEMS[1:4]:
         section.rows.append(
             Row(
