@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,19 @@ def _insert_in_thread(
     return inserter, inserted
 
 
+def _start_gated(
+    backend: RecordingBackend, key: Any, target: Callable[[], object]
+) -> tuple[threading.Thread, threading.Event]:
+    """Run `target` on a new thread until the store of `key` it causes has
+    started and is held; returns the thread and the event that lets that
+    store finish."""
+    held, release = backend.gate(key)
+    thread = threading.Thread(target=target)
+    thread.start()
+    assert held.wait(10)
+    return thread, release
+
+
 def _insert_waits_for(release: threading.Event, pool: fb.FBPool[Any], value: Any, handles: list[fb.Fb[Any]]) -> None:
     """An insert of `value` on another thread finds no room in the budget until
     `release` lets a held write end, and then goes in."""
@@ -212,10 +225,7 @@ def test_an_item_evicted_during_write_now_holds_its_bytes_until_the_write_ends(
 ) -> None:
     pool = fb.FBPool(store, max_items=100, max_bytes=100_000)
     first = pool.insert(bytes(60_000))
-    held, release = backend.gate(first.key)
-    writer = threading.Thread(target=first.write_now)
-    writer.start()
-    assert held.wait(10)
+    writer, release = _start_gated(backend, first.key, first.write_now)
     handles: list[fb.Fb[Any]] = []
     _insert_waits_for(release, pool, bytes(60_000), handles)  # evicts `first`, in memory until its write ends
     writer.join(10)
@@ -230,11 +240,8 @@ def test_the_write_of_evict_one_counts_against_the_budget_while_it_runs(
 ) -> None:
     pool = fb.FBPool(store, max_items=100, max_bytes=100_000)
     first = pool.insert(bytes(60_000))
-    held, release = backend.gate(first.key)
     freed: list[int] = []
-    evicter = threading.Thread(target=lambda: freed.append(pool.evict_one()))
-    evicter.start()
-    assert held.wait(10)
+    evicter, release = _start_gated(backend, first.key, lambda: freed.append(pool.evict_one()))
     handles: list[fb.Fb[Any]] = []
     _insert_waits_for(release, pool, bytes(60_000), handles)  # `first` is in memory until evict_one's write ends
     evicter.join(10)
