@@ -4,6 +4,7 @@ the public eviction control (`evict_one`, settable limits, `Fb.nbytes`, `ainsert
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import subprocess
 import sys
@@ -197,6 +198,67 @@ def test_without_evictions_nothing_is_written_ahead(store: fb.BackingStore, back
     store.finished()
     assert all(handle.resident for handle in handles)
     assert backend.count("store") == 0
+
+
+BUDGET = 400_000  # ten items of 40 000 bytes fit; an eighth (50 000 bytes) holds one
+
+
+def _unwritten(handles: list[fb.Fb[Any]], backend: RecordingBackend) -> list[fb.Fb[Any]]:
+    return [handle for handle in handles if handle.resident and backend.count("store", handle.key) == 0]
+
+
+def test_an_evicting_pool_writes_ahead_all_but_the_newest_eighth_of_its_budget(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
+    handles = [pool.insert(bytes(40_000)) for _ in range(30)]
+    store.finished()
+    unwritten = _unwritten(handles, backend)
+    assert sum(handle.nbytes for handle in unwritten) <= BUDGET // 8
+    assert unwritten == [handles[-1]]
+    assert len([handle for handle in handles if handle.resident]) == 10
+
+
+def test_an_item_written_ahead_is_evicted_without_another_write(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
+    handles = [pool.insert(bytes(40_000)) for _ in range(30)]
+    store.finished()
+    oldest = next(handle for handle in handles if handle.resident)
+    assert backend.count("store", oldest.key) == 1
+    handles.append(pool.insert(bytes(40_000)))
+    store.finished()
+    assert not oldest.resident and backend.count("store", oldest.key) == 1
+    assert oldest.get() == bytes(40_000)
+
+
+def test_dropped_handles_stop_counting_as_unwritten(store: fb.BackingStore, backend: RecordingBackend) -> None:
+    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
+    handles = [pool.insert(bytes(40_000)) for _ in range(8)]
+    del handles[1:]  # seven unwritten items gone; counted, they would push every later item out to the store
+    handles += [pool.insert(bytes(40_000)) for _ in range(12)]
+    store.finished()
+    assert _unwritten(handles, backend) == [handles[-1]]
+
+
+@pytest.mark.timeout(30)
+def test_a_failed_write_ahead_is_retried_only_when_the_pool_evicts_again(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
+    handles = [pool.insert(bytes(40_000)) for _ in range(12)]
+    store.finished()
+    backend.fail_stores = OSError(errno.EIO, "Input/output error")
+    handles += [pool.insert(bytes(40_000)) for _ in range(3)]
+    with pytest.raises(fb.BackgroundTaskError):
+        store.finished()
+    attempts = backend.count("store")
+    store.finished()
+    assert backend.count("store") == attempts
+    assert all(handle.resident for handle in handles[-3:])
+    backend.fail_stores = None
+    assert handles[-1].get() == bytes(40_000)
 
 
 @pytest.mark.timeout(30)

@@ -35,10 +35,12 @@ _ItemRef: TypeAlias = "weakref.ref[Fb[Any]]"  # the LRU's entries
 _REUSE_FROM = 64 * 1024
 #: Without a byte budget, at most this many buffers are kept for reuse.
 _REUSE_COUNT = 4
-#: Writes ahead of eviction running at once, and how far from the least
-#: recently used end of the LRU order their items are picked.
-_WRITE_AHEAD = 1
+#: How many of the oldest unwritten items are searched for one that can be
+#: written ahead of its eviction.
 _WRITE_AHEAD_WINDOW = 4
+#: Under a byte budget that evicts, items not stored yet may hold at most this
+#: share of the budget (1/n); older ones are written ahead of their eviction.
+_UNWRITTEN_SHARE = 8
 
 
 class WriteCharge:
@@ -174,6 +176,10 @@ class FBPool(Generic[T]):
         self._backlog_bytes = 0
         self._backlog_done = threading.Condition(self._lock)
         self._writing_ahead = 0
+        # With a byte budget: the items in memory that are neither stored nor
+        # being written, oldest first, with the bytes each counts (`_unwritten_bytes`).
+        self._unwritten: dict[_ItemRef, int] = {}
+        self._unwritten_bytes = 0
         # Bytes that loads in progress will hold once loaded.
         self._reserved = 0
         # Buffers of dropped values, for reuse by later loads, each with the
@@ -220,7 +226,16 @@ class FBPool(Generic[T]):
     def _set_limits(self, max_items: int, max_bytes: int | None) -> None:
         with self._lock:
             self._purge_locked()
+            was_unbounded = self._lru.max_bytes is None
+            if max_bytes is None:
+                self._unwritten.clear()
+                self._unwritten_bytes = 0
             self._evict_all_locked(self._lru.set_limits(max_items, max_bytes))
+            if was_unbounded and max_bytes is not None:
+                for ref in self._lru.least_recent():
+                    item = ref()
+                    if item is not None:
+                        self._count_unwritten_locked(item)
             self._set_trim_interval()
             self._fit_reusable_locked()
             while self._backlog_items:
@@ -388,6 +403,7 @@ class FBPool(Generic[T]):
         if max_bytes is not None and item._size > max_bytes:
             self._evict_locked(item)
         else:
+            self._count_unwritten_locked(item)
             self._enter_locked(item)
 
     def _backlog_over_locked(self) -> bool:
@@ -442,18 +458,12 @@ class FBPool(Generic[T]):
         with self._lock:
             return size if item._value is ABSENT else 0
 
-    def _least_recent_idle_locked(self, *, unstored: bool = False, window: int | None = None) -> Fb[T] | None:
-        """The least recently used item (among the `window` least recent) that
-        no guard, write or load holds and that can be written (`unstored`: that
-        is not stored yet either)."""
-        for ref in itertools.islice(self._lru.least_recent(), window):
+    def _least_recent_idle_locked(self) -> Fb[T] | None:
+        """The least recently used item that no guard, write or load holds and
+        that can be written."""
+        for ref in self._lru.least_recent():
             item = ref()
-            if (
-                item is not None
-                and self._idle(item)
-                and not (item._writing or item._loading or item._unencodable)
-                and not (unstored and item._token is not None)
-            ):
+            if item is not None and self._idle(item) and not (item._writing or item._loading or item._unencodable):
                 return item
         return None
 
@@ -614,6 +624,7 @@ class FBPool(Generic[T]):
             item._writer = 0
             item._value = value
             item._unencodable = False
+            self._count_unwritten_locked(item)
             if size != item._size:
                 item._size = size
                 self._evict_all_locked(self._lru.set_size(item._ref, max(size, 0)))
@@ -684,20 +695,26 @@ class FBPool(Generic[T]):
 
     def _write_back(self, ref: _ItemRef, key: uuid.UUID, value: Any, charge: WriteCharge, ahead: bool = False) -> None:
         """The eviction write of an item, on a worker or the evicting thread;
-        `ahead`: a background write ahead of its eviction."""
+        `ahead`: a background write ahead of its eviction, which starts the next
+        one when it succeeded."""
+        written = False
         try:
             self._write(ref, key, value, True)
+            written = True
         finally:
             with self._lock:
+                self._release_charge_locked(charge)
                 if ahead:
                     self._writing_ahead -= 1
-                self._release_charge_locked(charge)
+                    if written:
+                        self._write_behind_locked()
 
     def _start_write_locked(self, item: Fb[T], evicting: int | None) -> WriteCharge:
         """Mark `item` as writing; `evicting`: the bytes its eviction write holds
         in the backlog (None: the item stays in memory while written)."""
         item._writing = True
         item._drop_after_write = evicting is not None
+        self._uncount_unwritten_locked(item._ref)
         charge = item._charge = WriteCharge()
         if evicting is not None:
             self._charge_locked(charge, evicting)
@@ -738,6 +755,8 @@ class FBPool(Generic[T]):
                     elif item._drop_after_write and item._key == key and self._idle(item):
                         item._drop_after_write = False
                         self._lru.insert_last(item._ref, max(item._size, 0))  # retried by the next eviction
+                    if item._key == key and item._ref in self._lru:
+                        self._count_unwritten_locked(item)
                     self._notify_locked(item)
             raise
         del value
@@ -799,27 +818,68 @@ class FBPool(Generic[T]):
                 return
             if lru.nbytes + incoming + self._reserved + self._backlog_bytes <= max_bytes:
                 return
-            self._write_ahead_locked()
+            self._write_behind_locked(waiting=True)
             self._backlog_done.wait()
-
-    def _write_ahead_locked(self) -> None:
-        """While a thread waits for eviction writes, start writing one of the
-        least recently used items not stored yet: it stays in memory and in the
-        LRU order, and its eviction then frees its memory at once. The store's
-        writes overlap instead of running one after another."""
-        if self._writing_ahead >= _WRITE_AHEAD:
-            return
-        item = self._least_recent_idle_locked(unstored=True, window=_WRITE_AHEAD_WINDOW)
-        if item is not None:
-            self._writing_ahead += 1
-            charge = self._start_write_locked(item, None)
-            self.store.spawn(self._write_back, item._ref, item._key, item._value, charge, True)
 
     def _evict_all_locked(self, victims: list[_ItemRef]) -> None:
         for ref in victims:
             victim = ref()
             if victim is not None:
                 self._evict_locked(victim)
+        if victims and self._unwritten_bytes:
+            self._write_behind_locked()
+
+    # -- writing ahead of eviction (under the lock, with a byte budget) ----------------------
+
+    def _count_unwritten_locked(self, item: Fb[T]) -> None:
+        """Count `item` as unwritten if, under a byte budget, it is in memory,
+        neither stored nor being written, and can be written."""
+        ref = item._ref
+        if (
+            self._lru.max_bytes is not None
+            and item._token is None
+            and item._value is not ABSENT
+            and not (item._writing or item._unencodable)
+            and ref not in self._unwritten
+        ):
+            size = max(item._size, 0)
+            self._unwritten[ref] = size
+            self._unwritten_bytes += size
+
+    def _uncount_unwritten_locked(self, ref: _ItemRef) -> None:
+        size = self._unwritten.pop(ref, None)
+        if size is not None:
+            self._unwritten_bytes -= size
+
+    def _write_behind_locked(self, *, waiting: bool = False) -> None:
+        """Start writes ahead of eviction, at most one per worker thread of the
+        store at once, for the oldest unwritten items while they hold more than
+        1/`_UNWRITTEN_SHARE` of the budget (with `waiting`, a thread waits for
+        an eviction write: whatever they hold). They stay in memory and in the
+        LRU order; evicting them later frees their memory at once, without a
+        write, and the writes overlap the caller's work. Called when the pool
+        evicts, so a pool that never fills its budget writes nothing ahead.
+        Small blobs are left to their evictions, which write them inline."""
+        max_bytes = self._lru.max_bytes
+        if max_bytes is None or (not waiting and self._small_blobs_locked()):
+            return
+        self._purge_locked()
+        limit = -1 if waiting else max_bytes // _UNWRITTEN_SHARE
+        while self._writing_ahead < self.store.workers and self._unwritten_bytes > limit:
+            item = self._oldest_writable_locked()
+            if item is None:
+                return
+            self._writing_ahead += 1
+            charge = self._start_write_locked(item, None)
+            self.store.spawn(self._write_back, item._ref, item._key, item._value, charge, True)
+
+    def _oldest_writable_locked(self) -> Fb[T] | None:
+        """Among the oldest unwritten items, the first that nothing holds."""
+        for ref in itertools.islice(self._unwritten, _WRITE_AHEAD_WINDOW):
+            item = ref()
+            if item is not None and self._idle(item) and not item._loading:
+                return item
+        return None
 
     def _evict_locked(self, item: Fb[T]) -> None:
         """`item` left the LRU order: drop its value, write it first, or defer
@@ -936,7 +996,9 @@ class FBPool(Generic[T]):
     def _purge_locked(self) -> None:
         dead = self._dead
         while dead:
-            self._lru.remove(dead.popleft())
+            ref = dead.popleft()
+            self._lru.remove(ref)
+            self._uncount_unwritten_locked(ref)
 
     def _wait_locked(self, item: Fb[T]) -> None:
         if item._cond is None:
