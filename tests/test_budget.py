@@ -242,6 +242,17 @@ def test_dropped_handles_stop_counting_as_unwritten(store: fb.BackingStore, back
     assert _unwritten(handles, backend) == [handles[-1]]
 
 
+def test_an_item_under_a_read_guard_is_written_ahead_like_any_other(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
+    handles = [pool.insert(bytes(40_000)) for _ in range(10)]
+    with handles[1].load():
+        handles.append(pool.insert(bytes(40_000)))  # evicts handles[0]; handles[1] is the oldest unwritten
+        store.finished()
+        assert handles[1].resident and backend.count("store", handles[1].key) == 1
+
+
 @pytest.mark.timeout(30)
 def test_a_failed_write_ahead_is_retried_only_when_the_pool_evicts_again(
     store: fb.BackingStore, backend: RecordingBackend

@@ -861,7 +861,7 @@ class FBPool(Generic[T]):
         evicts, so a pool that never fills its budget writes nothing ahead.
         Small blobs are left to their evictions, which write them inline."""
         max_bytes = self._lru.max_bytes
-        if max_bytes is None or (not waiting and self._small_blobs_locked()):
+        if max_bytes is None or self.store.closed or (not waiting and self._small_blobs_locked()):
             return
         self._purge_locked()
         limit = -1 if waiting else max_bytes // _UNWRITTEN_SHARE
@@ -874,10 +874,11 @@ class FBPool(Generic[T]):
             self.store.spawn(self._write_back, item._ref, item._key, item._value, charge, True)
 
     def _oldest_writable_locked(self) -> Fb[T] | None:
-        """Among the oldest unwritten items, the first that nothing holds."""
+        """Among the oldest unwritten items, the first that no write guard holds
+        (read guards do not change the value, as for `Fb.write_now`)."""
         for ref in itertools.islice(self._unwritten, _WRITE_AHEAD_WINDOW):
             item = ref()
-            if item is not None and self._idle(item) and not item._loading:
+            if item is not None and not item._writer:
                 return item
         return None
 
