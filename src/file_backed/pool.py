@@ -137,6 +137,11 @@ class FBPool(Generic[T]):
     nothing else references it, so reloading under a budget needs no fresh
     memory from the operating system.
 
+    Once it evicts under a byte budget, the pool writes the items it has not
+    written yet ahead of their eviction, oldest first, until those left hold
+    at most an eighth of the budget (they stay in memory), so evicting rarely
+    waits for a write.
+
     `insert` does not wait for the eviction write it causes; it waits only
     while the running eviction writes hold more than a twentieth of `max_bytes`
     (without a byte budget: more than `max_items` items or twice the store's
