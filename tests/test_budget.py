@@ -254,6 +254,42 @@ def test_an_item_under_a_read_guard_is_written_ahead_like_any_other(
 
 
 @pytest.mark.timeout(30)
+def test_an_insert_whose_room_cannot_be_written_out_goes_in_over_the_budget(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=150_000)
+    first = pool.insert(bytes(110_000))
+    backend.fail_stores = OSError(errno.ENOSPC, "No space left on device")
+    second = pool.insert(bytes(110_000))  # the eviction write of `first` fails: both stay in memory
+    with pytest.raises(fb.BackgroundTaskError):
+        store.finished()
+    assert first.resident and second.resident
+    assert backend.count("store") <= 3  # a try or two by this insert, not one after another while it fails
+    backend.fail_stores = None
+    pool.insert(bytes(10_000))  # the next eviction retries, and the budget holds again
+    store.finished()
+    assert pool.stats.bytes <= 150_000
+    assert first.get() == bytes(110_000)
+
+
+@pytest.mark.timeout(30)
+def test_a_load_whose_room_cannot_be_written_out_loads_over_the_budget(
+    store: fb.BackingStore, backend: RecordingBackend
+) -> None:
+    pool = fb.FBPool(store, max_items=100, max_bytes=150_000)
+    first = pool.insert(bytes(110_000))
+    second = pool.insert(bytes([1]) * 110_000)  # evicts `first`, which is written
+    store.finished()
+    backend.fail_stores = OSError(errno.ENOSPC, "No space left on device")
+    assert first.get() == bytes(110_000)  # the eviction write of `second` fails: it stays
+    with pytest.raises(fb.BackgroundTaskError):
+        store.finished()
+    assert second.resident and backend.count("store", second.key) <= 2
+    backend.fail_stores = None
+    assert second.get() == bytes([1]) * 110_000
+
+
+@pytest.mark.timeout(30)
 def test_a_failed_write_ahead_is_retried_only_when_the_pool_evicts_again(
     store: fb.BackingStore, backend: RecordingBackend
 ) -> None:

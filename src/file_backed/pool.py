@@ -629,9 +629,10 @@ class FBPool(Generic[T]):
             item._writer = 0
             item._value = value
             item._unencodable = False
+            resized, item._size = size != item._size, size
+            self._uncount_unwritten_locked(item._ref)  # counted again: the newest, with its new size
             self._count_unwritten_locked(item)
-            if size != item._size:
-                item._size = size
+            if resized:
                 self._evict_all_locked(self._lru.set_size(item._ref, max(size, 0)))
             self._after_release_locked(item)
 
@@ -800,14 +801,20 @@ class FBPool(Generic[T]):
         until the LRU order, the running eviction writes, the loads in progress
         and `incoming` more bytes fit in it. Evicting an item not stored yet
         frees its memory only once its write is done: with `wait`, wait for
-        such writes while the budget is exceeded (releasing the lock)."""
+        such writes while the budget is exceeded (releasing the lock).
+
+        Once an eviction write failed while it waited, it returns over the
+        budget: the failed items stay in memory and are retried by the next
+        eviction, instead of being retried at once for as long as the store
+        keeps failing."""
         max_bytes = self._lru.max_bytes
         if max_bytes is None:
             return
         lru = self._lru
+        failures = self._counts["eviction_failures"]
         while True:
             excess = lru.nbytes + incoming + self._reserved + self._backlog_bytes - max_bytes
-            if excess <= 0:
+            if excess <= 0 or self._counts["eviction_failures"] != failures:
                 return
             victims = []
             for ref in lru.least_recent():
