@@ -146,8 +146,8 @@ class Fb(Generic[T]):
         """Acquire the exclusive guard, loading the value if needed.
 
         The stored copy is dropped and the handle gets a new key at once; the
-        changed value is written on a later eviction (or ahead of it, see `FBPool`) or `write_now`. Persisted
-        copies are not touched.
+        changed value is written on a later eviction (or ahead of it, see
+        `FBPool`) or `write_now`. Persisted copies are not touched.
         """
         return self._pool._acquire_write(self, wait=True)  # type: ignore[return-value]
 
