@@ -367,7 +367,7 @@ class BackingStore:
         finally:
             with self._lock:
                 if token is not None:
-                    self._use_counts[key] = weakref.KeyedRef(token, self._on_token_dropped, key)
+                    self._count_use_locked(token)
                 self._key_locks.release_locked(key)
         return token, written
 
@@ -417,8 +417,13 @@ class BackingStore:
     def _new_token(self, key: uuid.UUID, nbytes: int | None) -> Token:
         token = Token(key, self, nbytes)
         with self._lock:
-            self._use_counts[key] = weakref.KeyedRef(token, self._on_token_dropped, key)
+            self._count_use_locked(token)
         return token
+
+    def _count_use_locked(self, token: Token) -> None:
+        """Make `token` the use of its key's blob: the blob is deleted once no
+        token of it is left."""
+        self._use_counts[token.key] = weakref.KeyedRef(token, self._on_token_dropped, token.key)
 
     def _token_dropped(self, ref: weakref.KeyedRef[uuid.UUID, Token]) -> None:
         """Weak reference callback (any thread, any point): defer the release."""
