@@ -207,12 +207,18 @@ def _unwritten(handles: list[fb.Fb[Any]], backend: RecordingBackend) -> list[fb.
     return [handle for handle in handles if handle.resident and backend.count("store", handle.key) == 0]
 
 
+def _budgeted_pool_holding(store: fb.BackingStore, count: int) -> tuple[fb.FBPool[bytes], list[fb.Fb[bytes]]]:
+    """A pool with a budget of `BUDGET` after `count` inserts of 40 000 bytes, its background work done."""
+    pool: fb.FBPool[bytes] = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
+    handles = [pool.insert(bytes(40_000)) for _ in range(count)]
+    store.finished()
+    return pool, handles
+
+
 def test_an_evicting_pool_writes_ahead_all_but_the_newest_eighth_of_its_budget(
     store: fb.BackingStore, backend: RecordingBackend
 ) -> None:
-    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
-    handles = [pool.insert(bytes(40_000)) for _ in range(30)]
-    store.finished()
+    _pool, handles = _budgeted_pool_holding(store, 30)
     unwritten = _unwritten(handles, backend)
     assert sum(handle.nbytes for handle in unwritten) <= BUDGET // 8
     assert unwritten == [handles[-1]]
@@ -222,9 +228,7 @@ def test_an_evicting_pool_writes_ahead_all_but_the_newest_eighth_of_its_budget(
 def test_an_item_written_ahead_is_evicted_without_another_write(
     store: fb.BackingStore, backend: RecordingBackend
 ) -> None:
-    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
-    handles = [pool.insert(bytes(40_000)) for _ in range(30)]
-    store.finished()
+    pool, handles = _budgeted_pool_holding(store, 30)
     oldest = next(handle for handle in handles if handle.resident)
     assert backend.count("store", oldest.key) == 1
     handles.append(pool.insert(bytes(40_000)))
@@ -245,8 +249,7 @@ def test_dropped_handles_stop_counting_as_unwritten(store: fb.BackingStore, back
 def test_an_item_under_a_read_guard_is_written_ahead_like_any_other(
     store: fb.BackingStore, backend: RecordingBackend
 ) -> None:
-    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
-    handles = [pool.insert(bytes(40_000)) for _ in range(10)]
+    pool, handles = _budgeted_pool_holding(store, 10)  # full, nothing evicted or written yet
     with handles[1].load():
         handles.append(pool.insert(bytes(40_000)))  # evicts handles[0]; handles[1] is the oldest unwritten
         store.finished()
@@ -293,9 +296,7 @@ def test_a_load_whose_room_cannot_be_written_out_loads_over_the_budget(
 def test_a_failed_write_ahead_is_retried_only_when_the_pool_evicts_again(
     store: fb.BackingStore, backend: RecordingBackend
 ) -> None:
-    pool = fb.FBPool(store, max_items=1000, max_bytes=BUDGET)
-    handles = [pool.insert(bytes(40_000)) for _ in range(12)]
-    store.finished()
+    pool, handles = _budgeted_pool_holding(store, 12)
     backend.fail_stores = OSError(errno.EIO, "Input/output error")
     handles += [pool.insert(bytes(40_000)) for _ in range(3)]
     with pytest.raises(fb.BackgroundTaskError):
