@@ -81,8 +81,8 @@ def run(ctx: Context) -> Section:
     if stats.misses:
         section.notes.append(f"unexpected: {stats.misses} misses on the resident item")
     targets = {
-        "h.get()": Target("ratio", "<=", 1.0, "<= 1.0x zict buf[k]"),
-        "with h.load()": Target("ratio", "<=", 1.5, "<= 1.5x zict buf[k]"),
+        "h.get()": Target("ratio", "<=", 0.5, "<= 0.5x zict buf[k]"),
+        "with h.load()": Target("ratio", "<=", 1.0, "<= 1.0x zict buf[k]"),
     }
     for ours in ("h.get()", "with h.load()"):
         peers: list[str] = [peer for peer in ("zict buf[k]", "cachetools get") if peer in nanoseconds] or [""]

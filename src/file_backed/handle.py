@@ -6,6 +6,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine, Generator
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from file_backed import forking
@@ -127,20 +128,28 @@ class Fb(Generic[T]):
         pool = self._pool
         if pool.store._epoch != forking.epoch:
             pool.store._check_process()
-        with pool._lock:
+        lock = pool._lock
+        lock.acquire()  # the hit path takes the lock without `with` (see FBPool._hit_locked)
+        try:
             if pool._hit_locked(self):
                 return self._read_guard_locked()
+        finally:
+            lock.release()
         return pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
 
     def _read_guard_locked(self) -> ReadGuard[T]:
         """A read guard of the calling thread on the resident value (pool lock held)."""
-        thread = threading.get_ident()
+        thread = get_ident()
         readers = self._readers
         if readers is None:
             self._readers = [thread]  # kept once made: most items are never guarded
         else:
             readers.append(thread)
-        return ReadGuard(self, self._value, thread)
+        guard: ReadGuard[T] = _new_guard(ReadGuard)  # no __init__: called from type(), a third of a guard's cost
+        guard._item = self
+        guard.value = self._value
+        guard._thread = thread
+        return guard
 
     def load_mut(self) -> WriteGuard[T]:
         """Acquire the exclusive guard, loading the value if needed.
@@ -167,9 +176,13 @@ class Fb(Generic[T]):
         pool = self._pool
         if pool.store._epoch != forking.epoch:
             pool.store._check_process()
-        with pool._lock:
+        lock = pool._lock
+        lock.acquire()
+        try:
             if pool._hit_locked(self):
                 return self._value  # type: ignore[no-any-return]
+        finally:
+            lock.release()
         return pool._get_missed(self)
 
     def write_now(self) -> None:
@@ -255,10 +268,7 @@ class ReadGuard(_Guard[T]):
 
     __slots__ = ("_thread",)
 
-    def __init__(self, item: Fb[T], value: T, thread: int) -> None:
-        self._item = item
-        self.value = value
-        self._thread = thread
+    _thread: int
 
     def release(self, *_exc_info: object) -> None:
         item = self._item
@@ -349,6 +359,9 @@ class _Acquire(Coroutine[Any, Any, G]):
         if self._guard is not None:
             self._guard.release()
             self._guard = None
+
+
+_new_guard = object.__new__
 
 
 def _release_guard(guard: _Guard[Any] | None) -> None:
