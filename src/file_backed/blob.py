@@ -35,7 +35,7 @@ payload)``. A reader with a signing key rejects unsigned blobs and checks the
 MAC before the codec sees a byte of the payload.
 
 The key of a blob is the one a backend passes (`key=`); where it passes none,
-the key of the hook call the store is making on this thread (`bound_to`), so
+the key of the hook call the store is making on this thread (`rebind`), so
 backends that frame blobs with these functions bind them to their keys without
 doing anything for it; outside any store call and without `key=`, blobs are
 bound to no key (16 zero bytes).
@@ -65,11 +65,11 @@ __all__ = [
     "MIN_SIGNING_KEY_BYTES",
     "BlobHeader",
     "BlobSource",
-    "bound_to",
     "decode_blob",
     "decode_payload",
     "encode_blob",
     "read_header",
+    "rebind",
     "signing_key_bytes",
     "verify_payload",
 ]
@@ -182,25 +182,17 @@ class BlobSource:
         return f"blob {self.key} ({self.where})"
 
 
-class bound_to:
-    """Context of one hook call on this thread: blobs framed or checked without
-    an explicit ``key=`` are bound to `key`, and signed with `signing_key`
-    where the caller passes none. The store enters it around ``store`` and
-    ``load`` hook calls."""
-
-    __slots__ = ("_key", "_outer", "_signing_key")
-
-    def __init__(self, key: uuid.UUID, signing_key: bytes | None = None) -> None:
-        self._key = key
-        self._signing_key = signing_key
-        self._outer: tuple[uuid.UUID, bytes | None] | None = None
-
-    def __enter__(self) -> None:
-        self._outer = _current.binding
-        _current.binding = (self._key, self._signing_key)
-
-    def __exit__(self, *exc_info: object) -> None:
-        _current.binding = self._outer
+def rebind(binding: tuple[uuid.UUID, bytes | None] | None) -> tuple[uuid.UUID, bytes | None] | None:
+    """Set the context of one hook call on this thread, ``(key, signing key)``,
+    and return the one it replaces (None: outside a hook call), to set back
+    when the call ends. Within it, blobs framed or checked without an explicit
+    ``key=`` are bound to the key, and signed with the signing key where the
+    caller passes none. The store sets it around ``store`` and ``load`` hook
+    calls (a pair of calls rather than a context manager: it is on every
+    load's path)."""
+    outer = _current.binding
+    _current.binding = binding
+    return outer
 
 
 def _binding(key: uuid.UUID | None, signing_key: bytes | None) -> tuple[bytes, bytes | None]:
@@ -244,7 +236,7 @@ def encode_blob(
     Returns the buffers to write, in order (header first, then the codec's
     buffers, uncopied), and their total length. Without `key` or
     `signing_key`, those of the store's hook call on this thread apply (see
-    `bound_to`); with a signing key the blob is signed.
+    `rebind`); with a signing key the blob is signed.
     """
     key_bytes, signing_key = _binding(key, signing_key)
     payload = codec.encode(obj)
@@ -343,7 +335,7 @@ def verify_payload(
     """Check `payload` against `header` and `key` without decoding it.
 
     Without `key` or `signing_key`, those of the store's hook call on this
-    thread apply (see `bound_to`). With a signing key, the blob must be signed
+    thread apply (see `rebind`). With a signing key, the blob must be signed
     and its MAC must match; without one, a MAC is not checked. Raises
     `CorruptBlobError` on a length, MAC or checksum mismatch; a blob stored
     under another key fails the checksum.

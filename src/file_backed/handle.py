@@ -133,9 +133,12 @@ class Fb(Generic[T]):
         try:
             if pool._hit_locked(self):
                 return self._read_guard_locked()
+            token = pool._miss_locked(self)
         finally:
             lock.release()
-        return pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
+        if token is None:
+            return pool._acquire_read(self, wait=True, rescue=True)  # type: ignore[return-value]
+        return pool._load_unlocked(self, token, guard="read")  # type: ignore[no-any-return]
 
     def _read_guard_locked(self) -> ReadGuard[T]:
         """A read guard of the calling thread on the resident value (pool lock held)."""
@@ -181,9 +184,12 @@ class Fb(Generic[T]):
         try:
             if pool._hit_locked(self):
                 return self._value  # type: ignore[no-any-return]
+            token = pool._miss_locked(self)
         finally:
             lock.release()
-        return pool._get_missed(self)
+        if token is None:
+            return pool._get_missed(self)
+        return pool._load_unlocked(self, token, guard="none")  # type: ignore[no-any-return]
 
     def write_now(self) -> None:
         """Write the value to the temporary area now, unless a blob of the current

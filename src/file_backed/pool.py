@@ -484,8 +484,11 @@ class FBPool(Generic[T]):
         """A read guard on `item` (None when not `wait` and it is not at hand);
         not `guarded`: the value itself, which the caller's reference keeps
         alive (`Fb.get`)."""
-        self.store._check_process()
-        with self._lock:
+        if self.store._epoch != forking.epoch:
+            self.store._check_process()
+        lock = self._lock
+        lock.acquire()  # not `with`: on every miss (see `_hit_locked`)
+        try:
             self._purge_locked()
             while True:
                 if not item._writer:
@@ -502,6 +505,8 @@ class FBPool(Generic[T]):
                 _refuse_waiting_on_own_guard(item, "a read guard")
                 self._wait_locked(item)
             token = self._start_load_locked(item)
+        finally:
+            lock.release()
         loaded: ReadGuard[T] | T = self._load_unlocked(item, token, guard="read" if guarded else "none")
         return loaded
 
@@ -583,7 +588,9 @@ class FBPool(Generic[T]):
                 item._loading = False
                 self._notify_locked(item)
             raise
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: on every miss (see `_hit_locked`)
+        try:
             self._reserved -= reserved
             if load is None:
                 item._buffers = None
@@ -608,6 +615,8 @@ class FBPool(Generic[T]):
                 item._writer = threading.get_ident()
             writes = self._collecting_writes_locked(self._small_blobs_locked(), self._enter_locked, item)
             self._notify_locked(item)
+        finally:
+            lock.release()
         self._write_here(writes)
         return result
 
@@ -660,6 +669,15 @@ class FBPool(Generic[T]):
         if item._ref not in self._lru.front:
             self._enter_locked(item)
         return True
+
+    def _miss_locked(self, item: Fb[T]) -> Token | None:
+        """After `_hit_locked` missed: start loading `item` (see `_load_unlocked`)
+        when nothing stands in the way, in the same hold of the lock; None when
+        something does (a load or write guard in progress, handles to purge, no
+        blob): the caller then takes the slow path (`_acquire_read`)."""
+        if item._value is not ABSENT or item._writer or item._loading or self._dead or item._token is None:
+            return None
+        return self._start_load_locked(item)
 
     def _get_missed(self, item: Fb[T]) -> T:
         """`Fb.get` after its hit path missed: load (or wait for) the value. No

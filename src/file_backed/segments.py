@@ -160,20 +160,30 @@ class SegmentFiles:
         """`key`'s blob in a buffer from `file_backed.buffers.allocate`, or None
         when it is not packed here. Raises `EOFError` when the segment file was
         cut short."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: on every load (a third of the cost of a section here)
+        try:
             segment = self._index.get(key)
             if segment is None:
                 return None
             offset, size = segment.blobs[key]
             segment.users += 1
+        finally:
+            lock.release()
         try:
             self._check_linked(segment)
-            return _pread_exactly(segment.fd, allocate(size), offset)
+            buffer = allocate(size)
+            if os.preadv(segment.fd, [buffer], offset) == size:
+                return buffer
+            return _pread_exactly(segment.fd, buffer, offset)  # a short read: read the rest
         except FileNotFoundError as error:
             raise BlobNotFoundError(f"no blob for key {key}: {error}") from None
         finally:
-            with self._lock:
+            lock.acquire()
+            try:
                 self._release_locked(segment)
+            finally:
+                lock.release()
 
     def delete(self, key: uuid.UUID) -> bool:
         """Forget `key`'s blob; False when it was not packed here. Removes a

@@ -14,12 +14,18 @@ import threading
 
 __all__ = ["in_spill", "spill"]
 
-_current = threading.local()
+
+class _Spilling(threading.local):
+    #: Whether the ``store`` hook call on this thread writes an evicted value.
+    spilling = False
+
+
+_current = _Spilling()
 
 
 def in_spill() -> bool:
     """Whether the ``store`` hook call running on this thread writes an evicted value."""
-    return getattr(_current, "spilling", False)
+    return _current.spilling
 
 
 class spill:
@@ -31,7 +37,7 @@ class spill:
         self._outer = False
 
     def __enter__(self) -> None:
-        self._outer = getattr(_current, "spilling", False)
+        self._outer = _current.spilling
         _current.spilling = True
 
     def __exit__(self, *exc_info: object) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar
 import pluggy
 
 from file_backed import forking, hookspecs, spilling
-from file_backed.blob import bound_to, signing_key_bytes
+from file_backed.blob import rebind, signing_key_bytes
 from file_backed.errors import (
     BackgroundTaskError,
     ConfigError,
@@ -350,9 +350,10 @@ class BackingStore:
                 self._key_locks.release_locked(key)
                 raise RuntimeError(f"a blob for key {key} already exists")
         token = None
+        outer = rebind((key, self._signing_key))
         try:
-            with bound_to(key, self._signing_key), spilling.spill() if spill else _NOT_SPILLING:
-                written = self._store_hook(key=key, data=data)
+            with spilling.spill() if spill else _NOT_SPILLING:
+                written = self._store_hook.function()(key=key, data=data)
             token = Token(key, self, written)
         except FileBackedError:
             raise
@@ -365,6 +366,7 @@ class BackingStore:
                 f"could not encode the value of {key} ({type(data).__name__}): {type(error).__name__}: {error}"
             ) from error
         finally:
+            rebind(outer)
             with self._lock:
                 if token is not None:
                     self._count_use_locked(token)
@@ -373,9 +375,14 @@ class BackingStore:
 
     def load_blob(self, token: Token) -> Any:
         """Decode the blob that `token` keeps in the temporary area."""
-        self._check_open()
-        with bound_to(token.key, self._signing_key):
-            return self._load_hook(key=token.key)
+        if self._closed or self._epoch != forking.epoch:
+            self._check_open()
+        key = token.key
+        outer = rebind((key, self._signing_key))
+        try:
+            return self._load_hook.function()(key=key)
+        finally:
+            rebind(outer)
 
     def blob_size(self, token: Token) -> int | None:
         """The size in bytes of the blob that `token` keeps, where the store
@@ -516,13 +523,12 @@ class _HotHook:
         self._generation = -1
         self._direct: Callable[..., Any] | None = None
 
-    def __call__(self, **kwargs: Any) -> Any:
+    def function(self) -> Callable[..., Any]:
+        """What to call now, with the hook's arguments by keyword."""
         if self._generation != self._pm.generation:
             self._refresh()
         direct = self._direct
-        if direct is not None:
-            return direct(**kwargs)
-        return self._caller(**kwargs)
+        return self._caller if direct is None else direct
 
     def _refresh(self) -> None:
         self._generation = self._pm.generation
