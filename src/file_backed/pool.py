@@ -31,12 +31,18 @@ logger = logging.getLogger("file_backed")
 T = TypeVar("T")
 _ItemRef: TypeAlias = "weakref.ref[Fb[Any]]"  # the LRU's entries
 
-#: Load buffers smaller than this are not kept for reuse: allocating them is
-#: cheap. Only a pool with a byte budget keeps buffers: it gives free memory
-#: back to the system (fresh pages then cost a fault each), while without one
-#: the allocator recycles freed memory as well as the pool would (a 64 KiB load
-#: costs 1.5 µs less without the bookkeeping; 1, 8 and 48 MiB loads the same).
+#: Load buffers smaller than this are not kept for reuse: allocating them is cheap.
 _REUSE_FROM = 64 * 1024
+#: Without a byte budget (the pool then never gives free memory back), only
+#: buffers larger than this are kept: smaller ones come from the allocator's
+#: heap, which recycles freed memory as well as the pool would (a 64 KiB miss
+#: costs 1.5 µs less without the bookkeeping), while larger ones (above
+#: glibc's default mmap threshold) come from fresh mappings or from thread
+#: arenas it trims, whose pages cost a fault each (1 MiB loads on 4 threads:
+#: 4 400 a second without reuse, 6 650 with).
+_REUSE_UNBUDGETED_ABOVE = 128 * 1024
+#: Without a byte budget, at most this many buffers are kept for reuse.
+_REUSE_COUNT = 4
 #: How many of the oldest unwritten items are searched for one that can be
 #: written ahead of its eviction.
 _WRITE_AHEAD_WINDOW = 4
@@ -562,7 +568,9 @@ class FBPool(Generic[T]):
         try:
             budget = self._lru.max_bytes is not None
             blob_size = self.store.blob_size(token) if budget else token.nbytes
-            reusable = budget and blob_size is not None and blob_size >= _REUSE_FROM
+            reusable = blob_size is not None and (
+                blob_size >= _REUSE_FROM if budget else blob_size > _REUSE_UNBUDGETED_ABOVE
+            )
             if reusable or blob_size is None:  # else: no buffer worth recording (see _worth_recording)
                 load = collecting(None)
             if budget or reusable:  # else: nothing to reserve or reuse
@@ -967,14 +975,17 @@ class FBPool(Generic[T]):
     # -- buffers kept for reuse (under the lock) -----------------------------------------
 
     def _keep_reusable_locked(self, allocation: Allocation | None, accounted: int) -> bool:
-        """Keep `allocation` for a later load if the pool has a byte budget,
-        nothing else references it and it fits the budget, counting `accounted`
-        bytes against it."""
-        max_bytes = self._lru.max_bytes
-        if max_bytes is None or allocation is None or allocation[2] < _REUSE_FROM or not sole_owner(allocation):
+        """Keep `allocation` for a later load if nothing else references it and
+        it fits the budget, counting `accounted` bytes against it (without a
+        budget: while fewer than a few are kept)."""
+        if allocation is None or allocation[2] < _REUSE_FROM or not sole_owner(allocation):
             return False
-        held = self._lru.nbytes + self._reserved + self._backlog_bytes + self._reusable_bytes
-        fits = held + accounted <= max_bytes
+        max_bytes = self._lru.max_bytes
+        if max_bytes is None:
+            fits = allocation[2] > _REUSE_UNBUDGETED_ABOVE and len(self._reusable) < _REUSE_COUNT
+        else:
+            held = self._lru.nbytes + self._reserved + self._backlog_bytes + self._reusable_bytes
+            fits = held + accounted <= max_bytes
         if fits:
             self._reusable.append((allocation, accounted))
             self._reusable_bytes += accounted
@@ -994,11 +1005,10 @@ class FBPool(Generic[T]):
         return None
 
     def _fit_reusable_locked(self) -> None:
-        """Let go of kept buffers that no longer fit the budget (all of them
-        when there is no budget any more)."""
+        """Let go of kept buffers that no longer fit the budget."""
         max_bytes = self._lru.max_bytes
         if max_bytes is None:
-            self._reusable.clear()
+            del self._reusable[_REUSE_COUNT:]
         else:
             held = self._lru.nbytes + self._reserved + self._backlog_bytes
             while self._reusable and held + self._reusable_bytes > max_bytes:
