@@ -154,13 +154,17 @@ class SegmentedLRU(Generic[K]):
     def _rebalance(self) -> list[K]:
         front, back = self.front, self._back
         cap = self.front_bytes_cap
-        while len(front) > self.front_items or (cap is not None and self.front_bytes > cap):
+        front_items = self.front_items
+        while len(front) > front_items or (cap is not None and self.front_bytes > cap):
             entry, size = front.popitem(last=False)
             self.front_bytes -= size
             back[entry] = size
         victims: list[K] = []
-        while len(back) > self.back_items:
-            victims.append(self._pop_last(back))
+        back_items = self.back_items
+        while len(back) > back_items:  # `_pop_last` inline: once per miss of a full pool
+            entry, size = back.popitem(last=False)
+            self.nbytes -= size
+            victims.append(entry)
         if self.max_bytes is not None:
             while self.nbytes > self.max_bytes:
                 victim = self.pop_victim()
