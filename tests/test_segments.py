@@ -333,6 +333,26 @@ def test_deleting_a_large_blob_gives_its_blocks_back(tmp_path: Path) -> None:
     assert read(segments, after_key) == blob(5000, 3)
 
 
+def test_a_blob_of_whole_blocks_reserves_disk_blocks_ahead_without_growing_the_file(tmp_path: Path) -> None:
+    if not _punching_gives_blocks_back(tmp_path):
+        pytest.skip("this filesystem (or platform) does not allocate with fallocate")
+    segments = SegmentFiles(tmp_path)
+    put(segments, uuid.uuid4(), blob(64 * 1024))
+    (path,) = segment_files(tmp_path)
+    status = os.stat(path)
+    assert status.st_size == segments.file_bytes == 64 * 1024
+    assert status.st_blocks * 512 >= 1024 * 1024
+
+
+def test_a_segment_reserves_no_blocks_beyond_its_size_limit(tmp_path: Path) -> None:
+    if not _punching_gives_blocks_back(tmp_path):
+        pytest.skip("this filesystem (or platform) does not allocate with fallocate")
+    segments = SegmentFiles(tmp_path, segment_bytes=256 * 1024)
+    put(segments, uuid.uuid4(), blob(64 * 1024))
+    (path,) = segment_files(tmp_path)
+    assert os.stat(path).st_blocks * 512 <= 256 * 1024 + 4096
+
+
 # -- files removed, cut short or left behind -------------------------------------------------------
 
 

@@ -15,8 +15,14 @@ at once (hole punching, Linux); a segment whose bytes are all dead is removed,
 and a segment with more than half its bytes dead is compacted (its live blobs
 are appended to the current segment) by the `delete` that crosses that line
 (the current segment once it holds 1 MiB), so the files hold at most about
-twice the live bytes plus 1 MiB. Every segment file stays open while it holds
-blobs: one file descriptor per `DEFAULT_SEGMENT_BYTES` of packed blobs.
+twice the live bytes plus 1 MiB. Blobs of whole blocks make the current
+segment reserve its disk blocks up to `_PREALLOCATE` bytes ahead of its end
+(``fallocate``, keeping the file's size; Linux): appending into reserved
+blocks skips the filesystem's per-page allocation (a 64 KiB append 21.8 →
+17.9 µs on ext4 here). A segment keeps what it reserved past its last blob
+(at most `_PREALLOCATE` bytes, also after a failed write, which the next
+write then uses) until it is removed. Every segment file stays open while it
+holds blobs: one file descriptor per `DEFAULT_SEGMENT_BYTES` of packed blobs.
 
 Notes on thread safety: every method may be called from any thread. The index
 and the segments' accounting are guarded by one lock, never held across I/O;
@@ -57,6 +63,8 @@ _COMPACT_ACTIVE_FROM = 1024 * 1024
 #: A deleted blob at least this large gives its disk blocks back at once.
 _PUNCH_FROM = 8192
 _IOV_MAX = 1024
+#: How far ahead of its end the current segment reserves disk blocks.
+_PREALLOCATE = 1024 * 1024
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 _BLOCK = 4096
@@ -68,12 +76,13 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 class _Segment:
     """One segment file and its accounting (guarded by the owner's lock)."""
 
-    __slots__ = ("blobs", "compacting", "dead", "end", "fd", "path", "retired", "users", "writing")
+    __slots__ = ("allocated", "blobs", "compacting", "dead", "end", "fd", "path", "retired", "users", "writing")
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self.fd = fd
         self.end = 0  # bytes reserved so far; the next blob goes here
+        self.allocated = 0  # disk blocks reserved (fallocate) from the start up to here
         self.dead = 0  # bytes of deleted (or failed) blobs
         self.blobs: dict[uuid.UUID, tuple[int, int]] = {}  # key -> (offset, length)
         self.users = 0  # reads, writes and compactions using `fd`
@@ -134,9 +143,11 @@ class SegmentFiles:
         `read` once this returns; on failure nothing is recorded and the
         exception propagates."""
         with self._lock:
-            segment, offset = self._reserve_locked(size)
+            segment, offset, ahead = self._reserve_locked(size)
         try:
             self._check_linked(segment)
+            if ahead:
+                preallocate(segment.fd, offset, ahead)
             _pwrite_all(segment.fd, [*buffers, _padding(size)], offset, _span(size))
         except BaseException:
             with self._lock:
@@ -241,9 +252,11 @@ class SegmentFiles:
                     self._active = None
             raise FileNotFoundError(errno.ENOENT, "the segment file was removed", str(segment.path))
 
-    def _reserve_locked(self, size: int) -> tuple[_Segment, int]:
+    def _reserve_locked(self, size: int) -> tuple[_Segment, int, int]:
         """Reserve `size` bytes at the end of the current segment (starting a new
-        one when they do not fit); the caller writes them, then releases."""
+        one when they do not fit); the caller writes them, then releases.
+        Returns the segment, the offset, and how many bytes from the offset
+        on the caller reserves disk blocks for before it writes (0: none)."""
         span = _span(size)
         segment = self._active
         if segment is None or (segment.end and _aligned(segment.end, span) + span > self.segment_bytes):
@@ -253,10 +266,14 @@ class SegmentFiles:
             segment = self._active = self._new_segment_locked()
         offset = _aligned(segment.end, span)
         segment.dead += offset - segment.end  # the padding before a block-aligned blob
-        segment.end = offset + span
+        end = segment.end = offset + span
         segment.users += 1
         segment.writing += 1
-        return segment, offset
+        ahead = 0
+        if span >= _PUNCH_FROM and end > segment.allocated:
+            segment.allocated = max(end, min(offset + _PREALLOCATE, self.segment_bytes))
+            ahead = segment.allocated - offset
+        return segment, offset, ahead
 
     def _close_to_new_blobs_locked(self, segment: _Segment) -> None:
         """`segment` takes no more blobs: remove it when nothing lives in it, queue
@@ -344,8 +361,10 @@ class SegmentFiles:
                 with self._lock:
                     if segment.blobs.get(key) != (offset, size):
                         continue  # deleted meanwhile
-                    target, target_offset = self._reserve_locked(size)
+                    target, target_offset, ahead = self._reserve_locked(size)
                 try:
+                    if ahead:
+                        preallocate(target.fd, target_offset, ahead)
                     _pwrite_all(target.fd, [data, _padding(size)], target_offset, _span(size))
                 except BaseException:
                     with self._lock:
@@ -408,6 +427,16 @@ def _aligned(end: int, span: int) -> int:
 def _block_ceiling(offset: int) -> int:
     """`offset` rounded up to a whole filesystem block."""
     return -(-offset // _BLOCK) * _BLOCK
+
+
+def preallocate(fd: int, offset: int, size: int) -> None:
+    """Reserve the disk blocks of ``[offset, offset + size)`` of the file `fd`
+    without changing its size (Linux ``fallocate`` with
+    ``FALLOC_FL_KEEP_SIZE``); best effort: nothing happens where that is
+    unsupported or the filesystem has no room (the write then finds out)."""
+    call = _libc_fallocate()
+    if call is not None:
+        call(fd, _FALLOC_FL_KEEP_SIZE, ctypes.c_int64(offset), ctypes.c_int64(size))
 
 
 def punch_hole(fd: int, offset: int, size: int) -> None:
