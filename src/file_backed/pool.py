@@ -39,7 +39,7 @@ _REUSE_FROM = 64 * 1024
 #: costs 1.5 µs less without the bookkeeping), while larger ones (above
 #: glibc's default mmap threshold) come from fresh mappings or from thread
 #: arenas it trims, whose pages cost a fault each (1 MiB loads on 4 threads:
-#: 4 400 a second without reuse, 6 650 with).
+#: 4 400 a second without reuse, 6 500 with).
 _REUSE_UNBUDGETED_ABOVE = 128 * 1024
 #: Without a byte budget, at most this many buffers are kept for reuse.
 _REUSE_COUNT = 4
