@@ -146,9 +146,7 @@ class SegmentFiles:
             segment, offset, ahead = self._reserve_locked(size)
         try:
             self._check_linked(segment)
-            if ahead:
-                preallocate(segment.fd, offset, ahead)
-            _pwrite_all(segment.fd, [*buffers, _padding(size)], offset, _span(size))
+            _write_reserved(segment.fd, buffers, size, offset, ahead)
         except BaseException:
             with self._lock:
                 self._abandon_locked(segment, offset, size)
@@ -363,9 +361,7 @@ class SegmentFiles:
                         continue  # deleted meanwhile
                     target, target_offset, ahead = self._reserve_locked(size)
                 try:
-                    if ahead:
-                        preallocate(target.fd, target_offset, ahead)
-                    _pwrite_all(target.fd, [data, _padding(size)], target_offset, _span(size))
+                    _write_reserved(target.fd, [data], size, target_offset, ahead)
                 except BaseException:
                     with self._lock:
                         self._abandon_locked(target, target_offset, size)
@@ -463,6 +459,15 @@ def _libc_fallocate() -> Any:
     call.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
     call.restype = ctypes.c_int
     return call
+
+
+def _write_reserved(fd: int, buffers: Sequence[Buffer], size: int, offset: int, ahead: int) -> None:
+    """Write a blob of `size` bytes (`buffers`, then the padding to its span)
+    into the range `SegmentFiles._reserve_locked` gave at `offset`, reserving
+    the disk blocks of the `ahead` bytes from there first."""
+    if ahead:
+        preallocate(fd, offset, ahead)
+    _pwrite_all(fd, [*buffers, _padding(size)], offset, _span(size))
 
 
 def _pwrite_all(fd: int, buffers: Sequence[Buffer], offset: int, size: int) -> None:
