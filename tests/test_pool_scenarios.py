@@ -438,6 +438,50 @@ def test_stats_count_hits_misses_and_loads(store: fb.BackingStore) -> None:
     assert (stats.hits, stats.misses, stats.loads, stats.stores) == (1, 1, 1, 1)
 
 
+def test_reading_stats_leaves_the_hit_count_as_it_is(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=2)
+    handle = pool.insert("a")
+    handle.get()
+    assert pool.stats.hits == pool.stats.hits == 1
+    handle.get()
+    assert pool.stats.hits == 2
+
+
+@pytest.mark.timeout(30)
+def test_hits_from_many_threads_are_all_counted(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=4)
+    handle = pool.insert("shared")
+    barrier = threading.Barrier(8)
+
+    def reader() -> None:
+        barrier.wait()
+        for _ in range(5_000):
+            handle.get()
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert pool.stats.hits == 8 * 5_000
+
+
+@pytest.mark.timeout(30)
+def test_get_waits_for_a_write_guard_and_returns_the_value_it_leaves(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=4)
+    handle = pool.insert("old")
+    guard = handle.load_mut()
+    results: list[str] = []
+    reader = threading.Thread(target=lambda: results.append(handle.get()))
+    reader.start()
+    reader.join(0.05)
+    assert reader.is_alive() and results == []  # the write guard is held
+    guard.value = "new"
+    guard.release()
+    reader.join(20)
+    assert results == ["new"]
+
+
 @pytest.mark.parametrize("size", [100, 200_000], ids=["small blob", "reusable buffer"])
 def test_bytes_loaded_counts_the_blob_bytes_read_back(real_store: fb.BackingStore, size: int) -> None:
     pool = fb.FBPool(real_store, max_items=1)

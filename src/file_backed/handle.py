@@ -179,6 +179,21 @@ class Fb(Generic[T]):
         pool = self._pool
         if pool.store._epoch != forking.epoch:
             pool.store._check_process()
+        # A hit in the front half of the LRU order changes nothing but the hit
+        # count, which `next` changes atomically: it takes no lock. Every read
+        # here is atomic; reading `_value` again after `_writer` makes sure no
+        # write guard replaced the value in between, so this returns what a
+        # locked hit at the moment `_writer` was read would have returned.
+        value = self._value
+        if (
+            value is not ABSENT
+            and not self._writer
+            and self._value is value
+            and self._ref in pool._lru.front
+            and not pool._dead
+        ):
+            next(pool._hit_count)
+            return value  # type: ignore[no-any-return]
         lock = pool._lock
         lock.acquire()
         try:

@@ -182,7 +182,11 @@ class FBPool(Generic[T]):
         # a dead handle's entry is purged from the LRU order under the lock.
         self._forget: Callable[[_ItemRef], None] = self._dead.append
         self._counts = collections.Counter[str]()
-        self._hits = 0  # apart from `_counts`: the hit path counts it
+        # Hits apart from `_counts`: drawn from a counter, as `next` on it is
+        # atomic, so `Fb.get` counts a hit in the front half without the lock.
+        # `stats` reads it by drawing too, and subtracts its own draws.
+        self._hit_count = itertools.count()
+        self._hit_count_reads = 0
         # Eviction writes running now, and the condition `insert` waits on
         # while they hold more than the backlog limit.
         self._backlog_items = 0
@@ -291,7 +295,9 @@ class FBPool(Generic[T]):
         self.store._check_process()
         with self._lock:
             self._purge_locked()
-            return PoolStats(items=len(self._lru), bytes=self._lru.nbytes, hits=self._hits, **self._counts)
+            hits = next(self._hit_count) - self._hit_count_reads
+            self._hit_count_reads += 1
+            return PoolStats(items=len(self._lru), bytes=self._lru.nbytes, hits=hits, **self._counts)
 
     def __repr__(self) -> str:
         return f"<FBPool {len(self)}/{self.max_items} items, store={self.store!r}>"
@@ -503,7 +509,7 @@ class FBPool(Generic[T]):
                     if item._value is not ABSENT:
                         if not rescue and self._being_evicted(item):
                             return None
-                        self._hits += 1
+                        next(self._hit_count)
                         self._enter_locked(item)
                         return item._read_guard_locked() if guarded else item._value
                     if not item._loading and wait:
@@ -528,7 +534,7 @@ class FBPool(Generic[T]):
                 if free and item._value is not ABSENT and not item._readers:
                     if not wait and self._being_evicted(item):
                         return None
-                    self._hits += 1
+                    next(self._hit_count)
                     item._writer = threading.get_ident()
                     self._enter_locked(item)
                     break
@@ -649,8 +655,8 @@ class FBPool(Generic[T]):
             return  # a guard taken before a fork: the pool is unusable in the child
         size = self._measure(value) if self._lru.max_bytes is not None else -1
         with self._lock:
+            item._value = value  # before `_writer` is cleared: `Fb.get` reads both without the lock
             item._writer = 0
-            item._value = value
             item._unencodable = False
             resized, item._size = size != item._size, size
             self._uncount_unwritten_locked(item._ref)  # counted again: the newest, with its new size
@@ -667,15 +673,15 @@ class FBPool(Generic[T]):
 
     def _hit_locked(self, item: Fb[T]) -> bool:
         """Record a hit on `item` when its value is resident and not write-guarded
-        (the hit path of `Fb.get` and `Fb.load`); False otherwise. An access in
-        the front half of the LRU changes nothing there.
+        (the hit path of `Fb.load`, and of `Fb.get` outside the front half); False
+        otherwise. An access in the front half of the LRU changes nothing there.
 
         The hit path's callers take the lock with ``acquire`` and ``try``/
         ``finally`` rather than ``with``: the ``with`` statement's two special
         method calls cost as much as the rest of a hit (~100 ns a section)."""
         if item._value is ABSENT or item._writer or self._dead:
             return False
-        self._hits += 1
+        next(self._hit_count)
         if item._ref not in self._lru.front:
             self._enter_locked(item)
         return True
