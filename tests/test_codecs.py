@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -76,6 +78,71 @@ def test_pickle_keeps_numpy_buffers_out_of_band() -> None:
     assert any(memoryview(b).nbytes == array.nbytes for b in buffers[2:])
     restored = _roundtrip(PickleCodec(), {"a": array})
     np.testing.assert_array_equal(restored["a"], array)  # type: ignore[index]
+
+
+def _array(dtype: str, shape: list[int], layout: str, writeable: bool) -> Any:
+    """An array of `dtype` and `shape`: C- or F-ordered, or a strided view."""
+    np = pytest.importorskip("numpy")
+    base = np.arange(int(np.prod(shape)) * 2).astype(dtype)
+    if layout == "strided":
+        array = base[::2].reshape(shape)
+    else:
+        array = base[: int(np.prod(shape))].reshape(shape, order=layout)
+    array.flags.writeable = writeable
+    return array
+
+
+arrays = st.builds(
+    _array,
+    st.sampled_from(["<f8", "<i2", "u1", "?", "<c16", ">f8", "<M8[ns]", "<U3"]),
+    st.lists(st.integers(0, 4), max_size=3),
+    st.sampled_from(["C", "F", "strided"]),
+    st.booleans(),
+)
+
+
+def _payload(codec: fb.Codec, value: object) -> bytearray:
+    return bytearray(b"".join(bytes(buffer) for buffer in codec.encode(value)))
+
+
+@given(arrays)
+def test_pickle_encodes_an_array_it_has_seen_as_pickling_it_does(array: Any) -> None:
+    codec = PickleCodec()
+    first = _payload(codec, array)
+    assert _payload(codec, array) == first == _payload(PickleCodec(), array)
+
+
+@given(arrays)
+def test_pickle_decodes_an_array_it_has_seen_as_unpickling_does(array: Any) -> None:
+    np = pytest.importorskip("numpy")
+    codec = PickleCodec()
+    payload = _payload(codec, array)
+    remembered = codec.decode(memoryview(bytearray(payload)))
+    unpickled = PickleCodec().decode(memoryview(bytearray(payload)))
+    assert type(remembered) is type(unpickled) is np.ndarray
+    assert remembered.dtype == unpickled.dtype
+    assert remembered.shape == unpickled.shape and remembered.strides == unpickled.strides
+    assert remembered.flags.writeable == unpickled.flags.writeable
+    np.testing.assert_array_equal(remembered, array)
+
+
+def test_pickle_keeps_subclasses_of_arrays() -> None:
+    np = pytest.importorskip("numpy")
+    codec = PickleCodec()
+    array = np.ma.masked_array(np.arange(6.0), mask=[0, 1, 0, 0, 1, 0])
+    for _ in range(2):
+        restored = _roundtrip(codec, array)
+        assert type(restored) is np.ma.MaskedArray
+        assert restored.mask.tolist() == array.mask.tolist()  # type: ignore[attr-defined]
+
+
+def test_pickle_encodes_arrays_of_more_layouts_than_it_remembers() -> None:
+    np = pytest.importorskip("numpy")
+    codec = PickleCodec()
+    for length in range(300):
+        array = np.arange(length, dtype=np.int32)
+        np.testing.assert_array_equal(_roundtrip(codec, array), array)
+        np.testing.assert_array_equal(_roundtrip(codec, array), array)
 
 
 @given(st.sampled_from(["<i4", ">f8", "u1", "<c16"]), st.lists(st.integers(0, 5), max_size=3), st.booleans())
