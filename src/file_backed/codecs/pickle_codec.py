@@ -46,8 +46,9 @@ class _ArrayStreams:
     reconstructor and the dtype, shape and order, and depends on nothing else.
     So the stream is made by `pickle.dumps` once per layout and reused, and a
     stream remembered here decodes by calling the reconstructor on the data,
-    as unpickling it does: a tenth of the cost of either, on every evicted or
-    reloaded array. At most `LIMIT` layouts are remembered (the first ones
+    as unpickling it does. Without the pickler and the unpickler a 64 KiB array
+    encodes in a fifth of the time and decodes in half, on every eviction
+    write and reload. At most `LIMIT` layouts are remembered (the first ones
     seen); thread-safe, as dict operations are atomic.
     """
 
