@@ -182,9 +182,10 @@ class SegmentFiles:
         try:
             self._check_linked(segment)
             buffer = allocate(size)
-            if os.preadv(segment.fd, [buffer], offset) == size:
+            count = os.preadv(segment.fd, [buffer], offset)
+            if count == size:
                 return buffer
-            return _pread_exactly(segment.fd, buffer, offset)  # a short read: read the rest
+            return _pread_exactly(segment.fd, buffer, offset, count)  # a short read: read the rest
         except FileNotFoundError as error:
             raise BlobNotFoundError(f"no blob for key {key}: {error}") from None
         finally:
@@ -489,8 +490,9 @@ def _pwrite_all(fd: int, buffers: Sequence[Buffer], offset: int, size: int) -> N
             views[0] = views[0][written:]
 
 
-def _pread_exactly(fd: int, buffer: memoryview, offset: int) -> memoryview:
-    filled = 0
+def _pread_exactly(fd: int, buffer: memoryview, offset: int, filled: int = 0) -> memoryview:
+    """Fill `buffer` from `offset` of the file `fd`, its first `filled` bytes
+    being read already. Raises `EOFError` when the file ends first."""
     size = buffer.nbytes
     while filled < size:
         count = os.preadv(fd, [buffer[filled:]], offset + filled)
