@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+import file_backed.segments
 from file_backed.errors import BlobNotFoundError
 from file_backed.segments import SEGMENTS_DIRECTORY, SegmentFiles, punch_hole, remove_segment_files
 
@@ -331,6 +332,23 @@ def test_deleting_a_large_blob_gives_its_blocks_back(tmp_path: Path) -> None:
     assert os.stat(path).st_blocks <= blocks - (60 * 1024) // 512
     assert read(segments, before_key) == blob(5000, 1)
     assert read(segments, after_key) == blob(5000, 3)
+
+
+def test_a_blob_deleted_while_a_read_of_it_runs_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _punching_gives_blocks_back(tmp_path):
+        pytest.skip("this filesystem (or platform) does not punch holes with fallocate")
+    segments = SegmentFiles(tmp_path)
+    key = uuid.uuid4()
+    put(segments, key, blob(64 * 1024, 4))
+    put(segments, uuid.uuid4(), blob(5000, 5))  # keeps the segment: deleting `key` punches its range
+    allocate = file_backed.segments.allocate
+
+    def delete_while_reading(size: int) -> memoryview:  # the read has found the blob, not read it yet
+        assert segments.delete(key)
+        return allocate(size)
+
+    monkeypatch.setattr(file_backed.segments, "allocate", delete_while_reading)
+    assert read(segments, key) == blob(64 * 1024, 4)
 
 
 def test_a_blob_of_whole_blocks_reserves_disk_blocks_ahead_without_growing_the_file(tmp_path: Path) -> None:

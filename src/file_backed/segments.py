@@ -11,7 +11,10 @@ segment, offset, length) lives in this object's memory, so the blobs are
 readable by this object only, and a crash leaves segment files that the next
 owner of the area deletes (`SEGMENTS_DIRECTORY` holds nothing else). Deleting a
 blob marks its bytes dead and gives the whole filesystem blocks it spans back
-at once (hole punching, Linux); a segment whose bytes are all dead is removed,
+at once (hole punching, Linux) unless a read of its segment is running then
+(the backend may delete a blob that is being loaded: ``fs_hardlink`` moves a
+packed blob to a file of its own when it is persisted; its blocks then come
+back when the segment is compacted or removed); a segment whose bytes are all dead is removed,
 and a segment with more than half its bytes dead is compacted (its live blobs
 are appended to the current segment) by the `delete` that crosses that line
 (the current segment once it holds 1 MiB), so the files hold at most about
@@ -76,7 +79,19 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 class _Segment:
     """One segment file and its accounting (guarded by the owner's lock)."""
 
-    __slots__ = ("allocated", "blobs", "compacting", "dead", "end", "fd", "path", "retired", "users", "writing")
+    __slots__ = (
+        "allocated",
+        "blobs",
+        "compacting",
+        "dead",
+        "end",
+        "fd",
+        "path",
+        "reading",
+        "retired",
+        "users",
+        "writing",
+    )
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
@@ -86,6 +101,7 @@ class _Segment:
         self.dead = 0  # bytes of deleted (or failed) blobs
         self.blobs: dict[uuid.UUID, tuple[int, int]] = {}  # key -> (offset, length)
         self.users = 0  # reads, writes and compactions using `fd`
+        self.reading = 0  # reads among them: no deleted blob's range is punched meanwhile
         self.writing = 0  # writes into reserved ranges not finished yet
         self.compacting = False
         self.retired = False  # unlinked; `fd` closes when the last user is done
@@ -177,6 +193,7 @@ class SegmentFiles:
                 return None
             offset, size = segment.blobs[key]
             segment.users += 1
+            segment.reading += 1
         finally:
             lock.release()
         try:
@@ -191,6 +208,7 @@ class SegmentFiles:
         finally:
             lock.acquire()
             try:
+                segment.reading -= 1
                 self._release_locked(segment)
             finally:
                 lock.release()
@@ -215,7 +233,7 @@ class SegmentFiles:
                 segment.users += 1  # `_compact` releases it
             else:
                 self._maybe_retire_locked(segment)
-            punch = size >= _PUNCH_FROM and not segment.retired
+            punch = size >= _PUNCH_FROM and not segment.retired and not segment.reading
             if punch:
                 segment.users += 1
         if punch:
