@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import file_backed as fb
 from file_backed.blob import decode_blob, encode_blob
 from file_backed.codecs.bytes_codec import BytesCodec
+from file_backed.codecs.framing import frame
 from file_backed.codecs.json_codec import JsonCodec
 from file_backed.codecs.pickle_codec import PickleCodec
 
@@ -124,6 +125,31 @@ def test_pickle_decodes_an_array_it_has_seen_as_unpickling_does(array: Any) -> N
     assert remembered.shape == unpickled.shape and remembered.strides == unpickled.strides
     assert remembered.flags.writeable == unpickled.flags.writeable
     np.testing.assert_array_equal(remembered, array)
+
+
+def test_pickle_decodes_an_array_that_holds_its_data_exported() -> None:
+    np = pytest.importorskip("numpy")
+    codec = PickleCodec()
+    array = np.arange(512, dtype=np.float64)
+    _payload(codec, array)  # remembered from here on
+    payload = _payload(codec, array)
+    decoded = codec.decode(memoryview(payload))
+    with pytest.raises(BufferError):  # the memory the array reads cannot be released or moved under it
+        payload.extend(b"x")
+    del decoded
+    payload.extend(b"x")
+
+
+def test_pickle_rejects_a_remembered_array_stream_with_data_of_another_length() -> None:
+    np = pytest.importorskip("numpy")
+    codec = PickleCodec()
+    array = np.arange(512, dtype=np.float64)
+    _payload(codec, array)
+    stream = bytes(codec.encode(array)[1])
+    short = bytearray(b"".join(bytes(part) for part in frame(stream, [memoryview(bytes(8 * 511))])))
+    for decoder in (codec, PickleCodec()):  # remembered or not: as unpickling does
+        with pytest.raises(ValueError):
+            decoder.decode(memoryview(short))
 
 
 def test_pickle_keeps_subclasses_of_arrays() -> None:

@@ -46,10 +46,11 @@ class _ArrayStreams:
     reconstructor and the dtype, shape and order, and depends on nothing else.
     So the stream is made by `pickle.dumps` once per layout and reused, and a
     stream remembered here decodes by calling the reconstructor on the data,
-    as unpickling it does. Without the pickler and the unpickler a 64 KiB array
-    encodes in a fifth of the time and decodes in half, on every eviction
-    write and reload. At most `LIMIT` layouts are remembered (the first ones
-    seen); thread-safe, as dict operations are atomic.
+    as unpickling it does (see `_array_decoder`). Without the pickler and the
+    unpickler a 64 KiB array encodes in a fifth of the time and decodes in
+    under half, on every eviction write and reload. At most `LIMIT` layouts
+    are remembered (the first ones seen); thread-safe, as dict operations are
+    atomic.
     """
 
     LIMIT = 256
@@ -60,7 +61,7 @@ class _ArrayStreams:
 
     def __init__(self) -> None:
         self._streams: dict[_Layout, bytes] = {}
-        self._decoders: dict[bytes, tuple[Callable[..., Any], tuple[Any, ...]]] = {}
+        self._decoders: dict[bytes, Callable[[memoryview], Any]] = {}
 
     def stream(self, layout: _Layout) -> bytes | None:
         return self._streams.get(layout)
@@ -73,15 +74,63 @@ class _ArrayStreams:
         reconstructor, arguments = obj.__reduce_ex__(protocol)[:2]
         if len(arguments) != 4 or type(arguments[0]) is not pickle.PickleBuffer or arguments[1:] != layout:
             return
-        self._decoders[stream] = (reconstructor, arguments[1:])
+        self._decoders[stream] = _array_decoder(reconstructor, layout, obj.nbytes)
         self._streams[layout] = stream
 
-    def decoder(self, stream: memoryview) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
-        """The reconstructor and its arguments after the data, for a stream
+    def decoder(self, stream: memoryview) -> Callable[[memoryview], Any] | None:
+        """The function that makes the array from its data, for a stream
         remembered here; None for any other."""
         if stream.nbytes > self.LONGEST or not self._decoders:
             return None
         return self._decoders.get(stream.tobytes())
+
+
+def _array_decoder(reconstructor: Callable[..., Any], layout: _Layout, nbytes: int) -> Callable[[memoryview], Any]:
+    """What makes the array of `layout` from its data (`nbytes` long), as
+    ``reconstructor(data, *layout)`` (numpy's, from the array's reduction)
+    does: numpy's ``frombuffer`` of the data, reshaped unless it has one
+    dimension, where a probe made both ways has the same strides and flags.
+    That is what the reconstructor runs, without its Python frame and keyword
+    arguments: 0.13 µs for a one-dimensional array, 0.26 µs reshaped in C
+    order, 0.46 µs in Fortran order, against the reconstructor's 0.71 µs. A
+    one-dimensional array is then the flat
+    array itself, so its ``base`` is the data's view rather than an
+    intermediate array; the view holds an export of the data, which cannot be
+    released under the array. Data of another length goes to the
+    reconstructor, which rejects it as unpickling would."""
+    dtype, shape, order = layout
+    frombuffer = sys.modules["numpy"].frombuffer
+
+    def reconstruct(data: memoryview) -> Any:
+        return reconstructor(data, *layout)
+
+    def flat(data: memoryview) -> Any:
+        if data.nbytes != nbytes:
+            return reconstructor(data, *layout)
+        return frombuffer(data, dtype)
+
+    def reshaped(data: memoryview) -> Any:
+        if data.nbytes != nbytes:
+            return reconstructor(data, *layout)
+        return frombuffer(data, dtype).reshape(shape, order=order)
+
+    direct = flat if len(shape) == 1 else reshaped
+    probe = memoryview(bytearray(nbytes))
+    return direct if _array_traits(direct(probe)) == _array_traits(reconstruct(probe)) else reconstruct
+
+
+def _array_traits(array: Any) -> tuple[Any, ...]:
+    flags = array.flags
+    return (
+        type(array),
+        array.dtype,
+        array.shape,
+        array.strides,
+        flags.c_contiguous,
+        flags.f_contiguous,
+        flags.writeable,
+        flags.aligned,
+    )
 
 
 class PickleCodec(Codec):
@@ -138,10 +187,9 @@ class PickleCodec(Codec):
         else:
             stream, buffers = unframe(data, "pickle")
             if len(buffers) == 1:
-                array = self._arrays.decoder(stream)
-                if array is not None:  # what unpickling the stream calls, without the unpickler
-                    reconstructor, arguments = array
-                    return reconstructor(buffers[0], *arguments)
+                decode_array = self._arrays.decoder(stream)
+                if decode_array is not None:  # the array unpickling the stream makes, without the unpickler
+                    return decode_array(buffers[0])
         try:
             return pickle.loads(stream, buffers=buffers)
         except (pickle.UnpicklingError, EOFError) as error:
