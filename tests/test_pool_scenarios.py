@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 
 import pytest
@@ -405,6 +406,31 @@ def test_garbage_collected_guard_is_released(store: fb.BackingStore) -> None:
     guard = handle.try_load_mut()
     assert guard is not None
     guard.release()
+
+
+def test_garbage_collected_write_guard_is_released_with_its_value(store: fb.BackingStore) -> None:
+    pool = fb.FBPool(store, max_items=2)
+    handle = pool.insert("value")
+    guard = handle.load_mut()
+    guard.value = "changed"
+    del guard
+    store.finished()
+    assert handle.get() == "changed"
+    assert handle.try_load_mut() is not None
+
+
+def test_a_guard_dropped_after_its_store_closed_raises_nothing(store: fb.BackingStore) -> None:
+    raised: list[object] = []
+    pool = fb.FBPool(store, max_items=2)
+    guard = pool.insert("value").load()
+    store.close()
+    hook, sys.unraisablehook = sys.unraisablehook, raised.append
+    try:
+        del guard
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert raised == []
 
 
 def test_max_bytes_bounds_resident_bytes(store: fb.BackingStore) -> None:

@@ -636,20 +636,6 @@ class FBPool(Generic[T]):
         self._write_here(writes)
         return result
 
-    def _release_read(self, item: Fb[T], thread: int) -> None:
-        if self.store._epoch != forking.epoch:
-            return  # a guard taken before a fork: the pool is unusable in the child
-        lock = self._lock
-        lock.acquire()  # not `with`: on the hit path (see `_hit_locked`)
-        try:
-            readers = item._readers
-            assert readers is not None, "a read guard is released after it was taken"
-            readers.remove(thread)
-            if not readers and (item._evict_on_release or item._cond is not None):
-                self._after_release_locked(item)
-        finally:
-            lock.release()
-
     def _release_write(self, item: Fb[T], value: T) -> None:
         if forking.inherited(self.store._epoch):
             return  # a guard taken before a fork: the pool is unusable in the child
@@ -673,8 +659,9 @@ class FBPool(Generic[T]):
 
     def _hit_locked(self, item: Fb[T]) -> bool:
         """Record a hit on `item` when its value is resident and not write-guarded
-        (the hit path of `Fb.load`, and of `Fb.get` outside the front half); False
-        otherwise. An access in the front half of the LRU changes nothing there.
+        (the hit path of `Fb.get` outside the front half; `Fb.load` has it
+        written out); False otherwise. An access in the front half of the LRU
+        changes nothing there.
 
         The hit path's callers take the lock with ``acquire`` and ``try``/
         ``finally`` rather than ``with``: the ``with`` statement's two special
