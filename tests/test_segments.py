@@ -183,8 +183,8 @@ def test_blobs_deleted_during_compaction_stay_deleted(tmp_path: Path) -> None:
             thread.join(timeout=20)
         assert all(read(segments, key) is None and key not in segments for key in deleted)
         assert all(read(segments, key) == blob(100, keys.index(key)) for key in kept)
-        for key in list(segments._index):
-            segments.delete(key)
+        for number in list(segments._index):
+            segments.delete(uuid.UUID(int=number))
         assert segment_files(tmp_path) == []
 
 
@@ -218,8 +218,8 @@ def test_a_read_during_the_compaction_of_its_segment_finds_the_blob(tmp_path: Pa
         stop.set()
         reader.join(timeout=10)
         assert failures == []
-        for key in list(segments._index):
-            segments.delete(key)
+        for number in list(segments._index):
+            segments.delete(uuid.UUID(int=number))
 
 
 @pytest.mark.timeout(30)
@@ -248,8 +248,8 @@ def test_a_compaction_whose_blobs_are_deleted_meanwhile_closes_its_file_once(
         segments.delete(large)  # more than half dead: compacts, after punching the large blob out
         other.join(timeout=10)
         assert "could not compact" not in caplog.text
-        for key in list(segments._index):
-            segments.delete(key)
+        for number in list(segments._index):
+            segments.delete(uuid.UUID(int=number))
 
 
 # -- concurrency ---------------------------------------------------------------------------------
