@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -150,6 +151,18 @@ def test_pickle_rejects_a_remembered_array_stream_with_data_of_another_length() 
     for decoder in (codec, PickleCodec()):  # remembered or not: as unpickling does
         with pytest.raises(ValueError):
             decoder.decode(memoryview(short))
+
+
+def test_pickle_remembers_an_array_layout_without_copying_the_array() -> None:
+    np = pytest.importorskip("numpy")
+    array = np.zeros(1 << 19)  # 4 MiB
+    tracemalloc.start()
+    try:
+        PickleCodec().encode(array)  # remembers its layout
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < array.nbytes // 8
 
 
 def test_pickle_keeps_subclasses_of_arrays() -> None:
