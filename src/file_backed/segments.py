@@ -14,11 +14,11 @@ blob marks its bytes dead and gives the whole filesystem blocks it spans back
 at once (hole punching, Linux) unless a read of its segment is running then
 (the backend may delete a blob that is being loaded: ``fs_hardlink`` moves a
 packed blob to a file of its own when it is persisted; its blocks then come
-back when the segment is compacted or removed); a segment whose bytes are all dead is removed,
-and a segment with more than half its bytes dead is compacted (its live blobs
-are appended to the current segment) by the `delete` that crosses that line
-(the current segment once it holds 1 MiB), so the files hold at most about
-twice the live bytes plus 1 MiB. Blobs of whole blocks make the current
+back when the segment is compacted or removed); a segment whose bytes are all
+dead is removed, and a segment with more than half its bytes dead is
+compacted (its live blobs are appended to the current segment) by the `delete`
+that crosses that line (the current segment once it holds 1 MiB), so the files
+hold at most about twice the live bytes plus 1 MiB. Blobs of whole blocks make the current
 segment reserve its disk blocks up to `_PREALLOCATE` bytes ahead of its end
 (``fallocate``, keeping the file's size; Linux): appending into reserved
 blocks skips the filesystem's per-page allocation (a 64 KiB append 21.8 →

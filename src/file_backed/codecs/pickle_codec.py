@@ -110,12 +110,12 @@ def _array_decoder(
 
     def flat(data: memoryview) -> Any:
         if data.nbytes != nbytes:
-            return reconstructor(data, *layout)
+            return reconstruct(data)
         return frombuffer(data, dtype)
 
     def reshaped(data: memoryview) -> Any:
         if data.nbytes != nbytes:
-            return reconstructor(data, *layout)
+            return reconstruct(data)
         return frombuffer(data, dtype).reshape(shape, order=order)
 
     direct = flat if len(shape) == 1 else reshaped
